@@ -1,0 +1,258 @@
+//! cgroup v2: finding the unified hierarchy, making the container's cgroup,
+//! freezing, killing and removing it.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("linux.cgroupsPath: {path:?}: {msg}")]
+    BadPath { path: PathBuf, msg: &'static str },
+    #[error("--systemd-cgroup: systemd cgroup paths ({0:?}) are not supported yet")]
+    Systemd(PathBuf),
+    #[error("cgroup {path}: {op}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cgroup {path}: still has processes after {secs}s")]
+    Busy { path: PathBuf, secs: u64 },
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// Where the unified (v2) hierarchy is mounted: `/sys/fs/cgroup` on a pure v2
+/// host, `/sys/fs/cgroup/unified` on a hybrid one, none on a v1-only host.
+pub fn unified_mount() -> Option<PathBuf> {
+    for p in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        if let Ok(st) = nix::sys::statfs::statfs(p)
+            && st.filesystem_type().0 == CGROUP2_SUPER_MAGIC
+        {
+            return Some(PathBuf::from(p));
+        }
+    }
+    None
+}
+
+/// The parent of containers without a `linux.cgroupsPath`.
+pub const DEFAULT_PARENT: &str = "husk";
+
+/// The container's cgroup path relative to the hierarchy's root (config-linux.md,
+/// Control groups): absolute paths are taken from the root, relative ones under
+/// husk's default parent.
+pub fn relative_path(
+    cgroups_path: Option<&Path>,
+    id: &str,
+    systemd: bool,
+) -> Result<PathBuf, CgroupError> {
+    let Some(p) = cgroups_path.filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(PathBuf::from(DEFAULT_PARENT).join(id));
+    };
+    if systemd || (!p.is_absolute() && p.to_string_lossy().matches(':').count() == 2) {
+        return Err(CgroupError::Systemd(p.to_path_buf()));
+    }
+    let mut out = if p.is_absolute() {
+        PathBuf::new()
+    } else {
+        PathBuf::from(DEFAULT_PARENT)
+    };
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(CgroupError::BadPath {
+                    path: p.to_path_buf(),
+                    msg: "must not contain '..'",
+                });
+            }
+        }
+    }
+    if out.as_os_str().is_empty() {
+        return Err(CgroupError::BadPath {
+            path: p.to_path_buf(),
+            msg: "names the root cgroup",
+        });
+    }
+    Ok(out)
+}
+
+/// A container's cgroup directory in the unified hierarchy.
+pub struct Cgroup {
+    pub path: PathBuf,
+    /// Whether this call made the directory (and so a failed create removes it).
+    pub created: bool,
+}
+
+impl Cgroup {
+    /// Makes (or reuses) the cgroup directory.
+    pub fn create(mount: &Path, rel: &Path) -> Result<Cgroup, CgroupError> {
+        let path = mount.join(rel);
+        let created = match fs::create_dir(&path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fs::create_dir_all(&path).map_err(|source| CgroupError::Io {
+                    path: path.clone(),
+                    op: "mkdir",
+                    source,
+                })?;
+                true
+            }
+            Err(source) => {
+                return Err(CgroupError::Io {
+                    path,
+                    op: "mkdir",
+                    source,
+                });
+            }
+        };
+        Ok(Cgroup { path, created })
+    }
+
+    /// A descriptor of the directory, for clone3's CLONE_INTO_CGROUP.
+    pub fn open(&self) -> Result<OwnedFd, CgroupError> {
+        open(
+            &self.path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| CgroupError::Io {
+            path: self.path.clone(),
+            op: "open",
+            source: e.into(),
+        })
+    }
+
+    /// Moves a process in (the fallback when clone3 could not place it).
+    pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
+        let f = self.path.join("cgroup.procs");
+        fs::write(&f, pid.to_string()).map_err(|source| CgroupError::Io {
+            path: f,
+            op: "write",
+            source,
+        })
+    }
+}
+
+/// The pids in a cgroup.
+pub fn pids(path: &Path) -> Vec<i32> {
+    fs::read_to_string(path.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Whether `cgroup.events` says the cgroup is frozen.
+pub fn is_frozen(path: &Path) -> bool {
+    fs::read_to_string(path.join("cgroup.events"))
+        .map(|s| s.lines().any(|l| l == "frozen 1"))
+        .unwrap_or(false)
+}
+
+/// Sends `sig` to every process of the cgroup. SIGKILL goes through
+/// `cgroup.kill` where the kernel has it (5.14+), which cannot miss a process
+/// forked meanwhile.
+pub fn signal_all(path: &Path, sig: i32) -> Result<(), CgroupError> {
+    if sig == libc::SIGKILL {
+        match fs::write(path.join("cgroup.kill"), "1") {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(CgroupError::Io {
+                    path: path.join("cgroup.kill"),
+                    op: "write",
+                    source,
+                });
+            }
+        }
+    }
+    for pid in pids(path) {
+        // SAFETY: kill(2) takes plain integers.
+        unsafe { libc::kill(pid, sig) };
+    }
+    Ok(())
+}
+
+/// Removes the cgroup once its processes are gone, killing any that remain, and
+/// then its parent if that is husk's default parent and now empty.
+pub fn remove(path: &Path) -> Result<(), CgroupError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut killed = false;
+    loop {
+        match fs::remove_dir(path) {
+            Ok(()) => break,
+            Err(e) if e.kind() == ErrorKind::NotFound => break,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                if Instant::now() > deadline {
+                    return Err(CgroupError::Busy {
+                        path: path.to_path_buf(),
+                        secs: 10,
+                    });
+                }
+                if !killed {
+                    signal_all(path, libc::SIGKILL)?;
+                    killed = true;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(source) => {
+                return Err(CgroupError::Io {
+                    path: path.to_path_buf(),
+                    op: "rmdir",
+                    source,
+                });
+            }
+        }
+    }
+    if let Some(parent) = path.parent()
+        && parent.file_name().is_some_and(|n| n == DEFAULT_PARENT)
+    {
+        // Other containers may still live there: then it stays.
+        let _ = fs::remove_dir(parent);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_and_given_paths() {
+        assert_eq!(
+            relative_path(None, "c1", false).unwrap(),
+            PathBuf::from("husk/c1")
+        );
+        assert_eq!(
+            relative_path(Some(Path::new("/k8s/pod1/c1")), "c1", false).unwrap(),
+            PathBuf::from("k8s/pod1/c1")
+        );
+        assert_eq!(
+            relative_path(Some(Path::new("mine")), "c1", false).unwrap(),
+            PathBuf::from("husk/mine")
+        );
+        assert!(relative_path(Some(Path::new("/a/../../b")), "c1", false).is_err());
+        assert!(relative_path(Some(Path::new("/")), "c1", false).is_err());
+        assert!(matches!(
+            relative_path(Some(Path::new("system.slice:husk:c1")), "c1", false),
+            Err(CgroupError::Systemd(_))
+        ));
+        assert!(matches!(relative_path(None, "c1", true), Ok(_)));
+        assert!(matches!(
+            relative_path(Some(Path::new("/x")), "c1", true),
+            Err(CgroupError::Systemd(_))
+        ));
+    }
+}

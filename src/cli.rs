@@ -1,0 +1,230 @@
+//! The command line, flag for flag as runc's, so engines can drive husk as
+//! they drive runc (shared ENGINE-CONTRACT.md).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::container::{self, Error, StateOutput, create::CreateArgs, list};
+use crate::log::{self, Logger};
+use crate::plan::CreateOptions;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "husk",
+    about = "A small, fast OCI container runtime",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Directory for container state.
+    #[arg(long, global = true, default_value = "/run/husk")]
+    pub root: PathBuf,
+    /// Write logs here (engines read errors from it).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    pub log_format: log::Format,
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd cgroup paths (not supported yet: a systemd path is an error).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility; husk never uses CRIU.
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    /// Print the version.
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
+    #[command(subcommand)]
+    pub cmd: Option<Cmd>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateFlags {
+    /// The bundle directory (default: the current directory).
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the container's init pid here.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the terminal's master fd to.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Move the root instead of pivot_root (for ramdisk roots).
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Keep the caller's session keyring.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass this many extra descriptors (from 3 up) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a container from a bundle; it waits for `start`.
+    Create {
+        #[command(flatten)]
+        flags: CreateFlags,
+        id: String,
+    },
+    /// Run the user process of a created container.
+    Start { id: String },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// Send a signal (default TERM) to a container.
+    Kill {
+        /// Signal every process of the container.
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Delete a container's resources.
+    Delete {
+        /// Kill the container first if it is running.
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container.
+    Run {
+        #[command(flatten)]
+        flags: CreateFlags,
+        /// Return once started, leaving the container running.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Do not delete the container after it exits.
+        #[arg(long)]
+        keep: bool,
+        id: String,
+    },
+    /// List containers.
+    List {
+        #[arg(short = 'f', long, value_enum, default_value = "table")]
+        format: list::Format,
+        /// Print only the ids.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Write a default config.json.
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        /// A config for running without root (user namespace, no network namespace).
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Print what this runtime supports, as OCI features JSON.
+    Features,
+}
+
+/// Parses the command line, runs the command, and returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let logger = Logger::new(cli.log.as_deref(), cli.log_format, cli.debug);
+    if cli.version {
+        println!(
+            "husk version {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            crate::bundle::SPEC_VERSION
+        );
+        return 0;
+    }
+    let Some(cmd) = cli.cmd else {
+        logger.error("no command given; see husk --help");
+        return 2;
+    };
+    match dispatch(&cli.root, cli.systemd_cgroup, cmd, &logger) {
+        Ok(code) => code,
+        Err(e) => {
+            logger.error(&e.to_string());
+            1
+        }
+    }
+}
+
+fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs<'a> {
+    CreateArgs {
+        id,
+        bundle: &f.bundle,
+        pid_file: f.pid_file.as_deref(),
+        console_socket: f.console_socket.as_deref(),
+        opts: CreateOptions {
+            no_pivot: f.no_pivot,
+            no_new_keyring: f.no_new_keyring,
+            preserve_fds: f.preserve_fds,
+            console_socket: f.console_socket.is_some(),
+        },
+        systemd_cgroup: systemd,
+    }
+}
+
+fn dispatch(root: &Path, systemd: bool, cmd: Cmd, logger: &Logger) -> Result<i32, Error> {
+    match cmd {
+        Cmd::Create { flags, id } => {
+            container::create::create(root, &create_args(&id, &flags, systemd))?;
+        }
+        Cmd::Start { id } => container::start::start(root, &id)?,
+        Cmd::State { id } => {
+            let (dir, st) = container::load(root, &id)?;
+            let out = StateOutput::new(&dir, &st);
+            let json =
+                serde_json::to_string_pretty(&out).map_err(|e| Error::Config(e.to_string()))?;
+            println!("{json}");
+        }
+        Cmd::Kill { all, id, signal } => {
+            let sig = container::kill::parse_signal(&signal)
+                .ok_or_else(|| Error::Config(format!("unknown signal {signal:?}")))?;
+            container::kill::kill(root, &id, sig, all)?;
+        }
+        Cmd::Delete { force, id } => {
+            for w in container::delete::delete(root, &id, force)? {
+                logger.warn(&w);
+            }
+        }
+        Cmd::Run {
+            flags,
+            detach,
+            keep,
+            id,
+        } => {
+            return container::run::run(root, &create_args(&id, &flags, systemd), detach, keep);
+        }
+        Cmd::List { format, quiet } => {
+            let stdout = std::io::stdout();
+            list::list(root, format, quiet, &mut stdout.lock())
+                .map_err(|e| Error::Config(format!("list {}: {e}", root.display())))?;
+        }
+        Cmd::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                return Err(Error::Config(format!(
+                    "{}: exists; remove it first",
+                    path.display()
+                )));
+            }
+            let spec = crate::spec::default_spec(rootless);
+            let text =
+                serde_json::to_string_pretty(&spec).map_err(|e| Error::Config(e.to_string()))?;
+            std::fs::write(&path, text + "\n")
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        }
+        Cmd::Features => {
+            let json = serde_json::to_string_pretty(&crate::spec::features())
+                .map_err(|e| Error::Config(e.to_string()))?;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{json}");
+        }
+    }
+    Ok(0)
+}

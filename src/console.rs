@@ -1,0 +1,98 @@
+//! The container's terminal: a pty made in the container's own devpts, its
+//! master sent to the engine over `--console-socket` (SCM_RIGHTS, as runc
+//! does), its slave the process's stdio and controlling terminal.
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MsFlags, mount};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+
+#[derive(Debug, thiserror::Error)]
+#[error("console: {step}: {errno}")]
+pub struct ConsoleError {
+    step: &'static str,
+    errno: Errno,
+}
+
+fn fail(step: &'static str) -> impl FnOnce(Errno) -> ConsoleError {
+    move |errno| ConsoleError { step, errno }
+}
+
+/// Makes the pty, sends its master over `socket`, and makes the slave the
+/// caller's stdio and controlling terminal. Runs after pivot_root, so /dev/ptmx
+/// is the container's.
+pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleError> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(fail("open /dev/ptmx"))?;
+    grantpt(&master).map_err(fail("grantpt"))?;
+    unlockpt(&master).map_err(fail("unlockpt"))?;
+    let name = ptsname_r(&master).map_err(fail("ptsname"))?;
+    if let Some((rows, cols)) = size {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize from the pointer.
+        if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } != 0 {
+            return Err(fail("set window size")(Errno::last()));
+        }
+    }
+    let slave = nix::fcntl::open(
+        Path::new(&name),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(fail("open pty slave"))?;
+    bind_console(&name)?;
+    let fds = [master.as_raw_fd()];
+    let iov = [IoSlice::new(name.as_bytes())];
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(fail("send master over console socket"))?;
+    drop(master);
+    for target in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors, which the process owns.
+        if unsafe { libc::dup2(slave.as_fd().as_raw_fd(), target) } < 0 {
+            return Err(fail("dup2 pty slave")(Errno::last()));
+        }
+    }
+    // SAFETY: TIOCSCTTY with argument 0 on our own session's terminal.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+        return Err(fail("set controlling terminal")(Errno::last()));
+    }
+    Ok(())
+}
+
+/// /dev/console is the container's terminal (runtime-linux.md, /dev/console).
+fn bind_console(pts: &str) -> Result<(), ConsoleError> {
+    let root = crate::rootfs::open_root(Path::new("/")).map_err(|e| ConsoleError {
+        step: "open /",
+        errno: e.errno,
+    })?;
+    let target = crate::rootfs::resolve::create_in_root(
+        &root,
+        Path::new("/dev/console"),
+        crate::rootfs::resolve::Kind::File,
+    )
+    .map_err(fail("create /dev/console"))?;
+    mount(
+        Some(pts),
+        &crate::rootfs::resolve::proc_fd_path(&target),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(fail("bind /dev/console"))
+}

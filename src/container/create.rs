@@ -1,0 +1,286 @@
+//! `create`: plan in the parent, clone the init into its namespaces and cgroup,
+//! serve its requests (id maps, runtime hooks) until it is set up and waiting
+//! for `start`, then record the state. Any failure undoes everything.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, open};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+
+use super::Error;
+use super::state::{ContainerDir, State, process_start, write_atomic};
+use crate::bundle::Bundle;
+use crate::cgroups::{self, Cgroup};
+use crate::hooks::{self, HookState};
+use crate::init::{self, Prepared};
+use crate::plan::{CreateOptions, Plan};
+use crate::process::clone::{Forked, clone3, pidfd_send_signal};
+use crate::process::sync::{self, Msg};
+
+/// What `create` (and `run`) were asked for.
+pub struct CreateArgs<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub pid_file: Option<&'a Path>,
+    pub console_socket: Option<&'a Path>,
+    pub opts: CreateOptions,
+    pub systemd_cgroup: bool,
+}
+
+/// A created container, as its creator sees it.
+pub struct Created {
+    pub state: State,
+    /// A pidfd of the init (the creator is its parent).
+    pub pidfd: OwnedFd,
+}
+
+/// Everything a failed create must take back.
+struct Undo<'a> {
+    dir: &'a ContainerDir,
+    cgroup: Option<PathBuf>,
+    child: Option<(i32, OwnedFd)>,
+}
+
+impl Undo<'_> {
+    fn run(&mut self) {
+        if let Some((pid, pidfd)) = self.child.take() {
+            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cgroups::remove(&cg);
+        }
+        let _ = self.dir.remove();
+    }
+}
+
+pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
+    let dir = ContainerDir::new(root, args.id)?;
+    let bundle = Bundle::load(args.bundle)?;
+    let mut opts = args.opts.clone();
+    opts.console_socket = args.console_socket.is_some();
+    let plan = Plan::new(args.id, &bundle.dir, &bundle.spec, &opts)?;
+    if !plan.rootfs.is_dir() {
+        return Err(Error::Config(format!(
+            "root.path: {}: not a directory or does not exist",
+            plan.rootfs.display()
+        )));
+    }
+    // Resolved before anything is made, so a bad path leaves nothing behind.
+    let pid_file = args
+        .pid_file
+        .map(std::path::absolute)
+        .transpose()
+        .map_err(|e| Error::Config(format!("--pid-file: {e}")))?;
+    dir.create()?;
+    let mut undo = Undo {
+        dir: &dir,
+        cgroup: None,
+        child: None,
+    };
+    match create_in(&dir, &plan, args, pid_file.as_deref(), &mut undo) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            undo.run();
+            Err(e)
+        }
+    }
+}
+
+fn create_in(
+    dir: &ContainerDir,
+    plan: &Plan,
+    args: &CreateArgs<'_>,
+    pid_file: Option<&Path>,
+    undo: &mut Undo<'_>,
+) -> Result<Created, Error> {
+    let cgroup = match cgroups::unified_mount() {
+        Some(mount) => {
+            let rel = cgroups::relative_path(
+                plan.cgroups_path.as_deref(),
+                &plan.id,
+                args.systemd_cgroup,
+            )?;
+            let cg = Cgroup::create(&mount, &rel)?;
+            if cg.created {
+                undo.cgroup = Some(cg.path.clone());
+            }
+            Some(cg)
+        }
+        None => None,
+    };
+    let cgroup_fd = cgroup.as_ref().map(|c| c.open()).transpose()?;
+
+    let fifo_path = dir.fifo();
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+        .map_err(|e| Error::Os(format!("mkfifo {}", fifo_path.display()), e))?;
+    // Read-write: opening never blocks, and the init's read blocks until
+    // `start` writes.
+    let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| Error::Os(format!("open {}", fifo_path.display()), e))?;
+
+    let console = match args.console_socket {
+        Some(p) if plan.process.terminal => {
+            let s = UnixStream::connect(p)
+                .map_err(|e| Error::Config(format!("--console-socket {}: {e}", p.display())))?;
+            Some(OwnedFd::from(s))
+        }
+        _ => None,
+    };
+
+    let mut join = Vec::new();
+    for j in &plan.ns.join {
+        let fd = open(&j.path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| Error::Config(format!("{}: {}: {e}", j.field, j.path.display())))?;
+        join.push((j.kind, fd));
+    }
+
+    // pid and time namespaces take effect for children: enter (or make) them
+    // here, clone into them, and come back.
+    let mut restore = Vec::new();
+    let mut flags = plan.ns.new;
+    for (kind, fd) in &join {
+        if *kind == CloneFlags::CLONE_NEWPID || kind.bits() == libc::CLONE_NEWTIME {
+            restore.push(for_children_ns(*kind)?);
+            nix::sched::setns(fd.as_fd(), *kind)
+                .map_err(|e| Error::Os(format!("setns {kind:?}"), e))?;
+        }
+    }
+    if let Some(offsets) = &plan.time_offsets {
+        let time = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+        restore.push(for_children_ns(time)?);
+        nix::sched::unshare(time).map_err(|e| Error::Os("unshare time namespace".into(), e))?;
+        std::fs::write("/proc/self/timens_offsets", offsets)
+            .map_err(|e| Error::Config(format!("linux.timeOffsets: {e}")))?;
+        flags.remove(time);
+    }
+
+    let mut idmap_userns = Vec::with_capacity(plan.mounts.len());
+    for m in &plan.mounts {
+        idmap_userns.push(match m.options.idmap {
+            Some(_) => Some(
+                crate::process::idmap::mapped_userns(&m.uid_mappings, &m.gid_mappings)
+                    .map_err(|e| Error::Os(format!("{}: user namespace for idmap", m.field), e))?,
+            ),
+            None => None,
+        });
+    }
+
+    let (parent_chan, child_chan) = sync::pair().map_err(|e| Error::Init(e.to_string()))?;
+    let prep = Prepared {
+        join,
+        fifo,
+        console,
+        idmap_userns,
+    };
+    let cloned = clone3(flags.bits() as u64, cgroup_fd.as_ref().map(|f| f.as_fd()));
+    for (kind, fd) in restore {
+        let _ = nix::sched::setns(fd.as_fd(), kind);
+    }
+    let (forked, placed) = cloned.map_err(|e| Error::Os("clone3".into(), e))?;
+    let (pid, pidfd) = match forked {
+        Forked::Child => {
+            drop(parent_chan);
+            init::run(plan, child_chan, prep)
+        }
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(child_chan);
+    drop(prep);
+    undo.child = Some((
+        pid,
+        pidfd.try_clone().map_err(|e| {
+            Error::Os(
+                "dup pidfd".into(),
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+            )
+        })?,
+    ));
+    if let (Some(cg), false) = (&cgroup, placed) {
+        cg.add(pid)?;
+    }
+
+    if let (Some(u), Some(g)) = (&plan.uid_map, &plan.gid_map) {
+        crate::process::idmap::write_maps(pid, u, g)
+            .map_err(|e| Error::Config(format!("linux.uidMappings/gidMappings: {e}")))?;
+        parent_chan
+            .send(&Msg::MapsDone)
+            .map_err(|e| Error::Init(e.to_string()))?;
+    }
+
+    let hook_state = HookState {
+        oci_version: &plan.oci_version,
+        id: &plan.id,
+        status: "creating",
+        pid,
+        bundle: &plan.bundle,
+        annotations: &plan.annotations,
+    };
+    loop {
+        match parent_chan.recv() {
+            Ok(Msg::Ready) => break,
+            Ok(Msg::RuntimeHooks) => {
+                #[allow(deprecated)]
+                let prestart = plan.hooks.prestart().clone().unwrap_or_default();
+                hooks::run("prestart", &prestart, &hook_state)?;
+                let create_runtime = plan.hooks.create_runtime().clone().unwrap_or_default();
+                hooks::run("createRuntime", &create_runtime, &hook_state)?;
+                parent_chan
+                    .send(&Msg::HooksDone)
+                    .map_err(|e| Error::Init(e.to_string()))?;
+            }
+            Ok(Msg::Error(msg)) => return Err(Error::Init(msg)),
+            Ok(m) => return Err(Error::Init(format!("unexpected message {m:?}"))),
+            Err(e) => return Err(Error::Init(e.to_string())),
+        }
+    }
+
+    let pid_start = process_start(pid)
+        .map(|(s, _)| s)
+        .ok_or_else(|| Error::Init("the container's init exited during set-up".into()))?;
+    let state = State {
+        oci_version: plan.oci_version.clone(),
+        id: plan.id.clone(),
+        pid,
+        pid_start,
+        bundle: plan.bundle.clone(),
+        rootfs: plan.rootfs.clone(),
+        created: humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
+        annotations: plan.annotations.clone(),
+        cgroup: cgroup.as_ref().map(|c| c.path.clone()),
+        cgroup_owned: cgroup.as_ref().is_some_and(|c| c.created),
+        shared_pid_ns: !plan.ns.has(CloneFlags::CLONE_NEWPID),
+        poststop: plan.hooks.poststop().clone().unwrap_or_default(),
+        poststart: plan.hooks.poststart().clone().unwrap_or_default(),
+        started: false,
+    };
+    dir.save(&state)?;
+    if let Some(p) = pid_file {
+        write_atomic(p, pid.to_string().as_bytes())
+            .map_err(|e| Error::Config(format!("--pid-file {}: {e}", p.display())))?;
+    }
+    undo.child = None;
+    undo.cgroup = None;
+    Ok(Created { state, pidfd })
+}
+
+/// A descriptor of this process's current namespace for children of `kind`,
+/// to return to after clone.
+fn for_children_ns(kind: CloneFlags) -> Result<(CloneFlags, OwnedFd), Error> {
+    let name = if kind == CloneFlags::CLONE_NEWPID {
+        "pid_for_children"
+    } else {
+        "time_for_children"
+    };
+    let path = format!("/proc/self/ns/{name}");
+    let fd = open(
+        path.as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::Os(format!("open {path}"), e))?;
+    Ok((kind, fd))
+}

@@ -1,0 +1,90 @@
+//! `delete`: remove a stopped container's resources (runtime.md, Operations:
+//! delete); `--force` kills a running one first. Poststop hooks run last.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use super::{ContainerDir, Error, State, StateError, Status};
+use crate::hooks::{self, HookState};
+use crate::process::clone::{pidfd_open, pidfd_wait_exit};
+
+/// Deletes the container; returns warnings (failed poststop hooks) to log.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<Vec<String>, Error> {
+    let dir = ContainerDir::new(root, id)?;
+    let _lock = match dir.lock() {
+        Ok(l) => l,
+        Err(StateError::NotExist(_)) if force => return Ok(vec![]),
+        Err(e) => return Err(e.into()),
+    };
+    let st = match dir.load() {
+        Ok(st) => st,
+        // A directory without a readable state is what a crashed create leaves:
+        // --force cleans it.
+        Err(_) if force => {
+            dir.remove()?;
+            return Ok(vec![]);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match st.status(&dir) {
+        Status::Stopped => {}
+        // As runc: a created container never ran the user's process, so
+        // deleting it just ends the waiting init.
+        Status::Created => stop(&st)?,
+        status if force => {
+            let _ = status;
+            stop(&st)?
+        }
+        status => {
+            return Err(Error::DeleteNotStopped {
+                id: id.to_string(),
+                status,
+            });
+        }
+    }
+    destroy(&dir, &st)
+}
+
+/// Kills the container and waits until its init has exited.
+fn stop(st: &State) -> Result<(), Error> {
+    let pidfd = pidfd_open(st.pid).ok();
+    match &st.cgroup {
+        Some(cg) => {
+            crate::cgroups::signal_all(cg, libc::SIGKILL)?;
+            let _ = std::fs::write(cg.join("cgroup.freeze"), "0");
+        }
+        None => {
+            let _ = super::kill::signal_init(st, libc::SIGKILL);
+        }
+    }
+    if let Some(fd) = pidfd {
+        pidfd_wait_exit(fd.as_fd(), 10_000);
+    }
+    Ok(())
+}
+
+/// Removes what create made, then runs the poststop hooks.
+pub fn destroy(dir: &ContainerDir, st: &State) -> Result<Vec<String>, Error> {
+    if let Some(cg) = &st.cgroup {
+        if st.shared_pid_ns {
+            // Without a pid namespace the init's death does not end the rest.
+            crate::cgroups::signal_all(cg, libc::SIGKILL)?;
+        }
+        if st.cgroup_owned {
+            crate::cgroups::remove(cg)?;
+        }
+    }
+    dir.remove()?;
+    let hs = HookState {
+        oci_version: &st.oci_version,
+        id: &st.id,
+        status: "stopped",
+        pid: 0,
+        bundle: &st.bundle,
+        annotations: &st.annotations,
+    };
+    Ok(hooks::run_all("poststop", &st.poststop, &hs)
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect())
+}

@@ -1,0 +1,60 @@
+//! `start`: release a created container's init to exec the user process
+//! (runtime.md, Operations: start), then run the poststart hooks.
+
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+
+use super::{Error, Status, load};
+use crate::hooks::{self, HookState};
+
+pub fn start(root: &Path, id: &str) -> Result<(), Error> {
+    let (dir, mut st) = load(root, id)?;
+    let _lock = dir.lock()?;
+    match st.status(&dir) {
+        Status::Created => {}
+        Status::Stopped => return Err(Error::StartStopped(id.to_string())),
+        status => {
+            return Err(Error::StartNotCreated {
+                id: id.to_string(),
+                status,
+            });
+        }
+    }
+    let fifo = dir.fifo();
+    // Non-blocking: if the init is gone there is no reader and this fails at
+    // once with ENXIO instead of hanging.
+    let fd = match open(
+        &fifo,
+        OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENXIO | Errno::ENOENT) => return Err(Error::StartStopped(id.to_string())),
+        Err(e) => return Err(Error::Os(format!("open {}", fifo.display()), e)),
+    };
+    nix::unistd::write(&fd, b"0").map_err(|e| Error::Os(format!("write {}", fifo.display()), e))?;
+    drop(fd);
+    let _ = std::fs::remove_file(&fifo);
+    st.started = true;
+    dir.save(&st)?;
+
+    if !st.poststart.is_empty() {
+        let hs = HookState {
+            oci_version: &st.oci_version,
+            id: &st.id,
+            status: "running",
+            pid: st.pid,
+            bundle: &st.bundle,
+            annotations: &st.annotations,
+        };
+        if let Err(e) = hooks::run("poststart", &st.poststart, &hs) {
+            // runtime.md, Lifecycle step 9: a failing poststart hook stops the container.
+            super::kill::signal_init(&st, libc::SIGKILL).ok();
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! A container's persisted state (`ROOT/ID/state.json`), its status derived from
+//! the real process, and the per-container lock.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Hook;
+use serde::{Deserialize, Serialize};
+
+/// Errors about a container's state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("container does not exist: {0:?}")]
+    NotExist(String),
+    #[error("container with id {0:?} already exists")]
+    Exists(String),
+    #[error("invalid container id {id:?}: {why}")]
+    InvalidId { id: String, why: &'static str },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: corrupt state: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Status values of the OCI state (runtime.md, State).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What husk records about a container: enough to answer every command without
+/// reading the bundle again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub oci_version: String,
+    pub id: String,
+    /// Host pid of the container's init.
+    pub pid: i32,
+    /// Start time of the init (field 22 of /proc/PID/stat), so a reused pid is
+    /// not taken for the container.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    /// RFC 3339 creation time.
+    pub created: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    /// Absolute path of the container's cgroup directory, if it has one.
+    pub cgroup: Option<PathBuf>,
+    /// Whether husk created the cgroup (and so removes it on delete).
+    #[serde(default)]
+    pub cgroup_owned: bool,
+    /// Whether the init shares the host's pid namespace (then delete must kill
+    /// every process of the container, not only the init).
+    #[serde(default)]
+    pub shared_pid_ns: bool,
+    #[serde(default)]
+    pub poststop: Vec<Hook>,
+    #[serde(default)]
+    pub poststart: Vec<Hook>,
+    /// Set by `start` once the user process was released.
+    #[serde(default)]
+    pub started: bool,
+}
+
+/// Bounds on container ids: the id names a directory, so it must be one path
+/// component, and it must not be able to address anything else.
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let bad = |why| {
+        Err(StateError::InvalidId {
+            id: id.to_string(),
+            why,
+        })
+    };
+    if id.is_empty() {
+        return bad("empty");
+    }
+    if id.len() > 1024 {
+        return bad("longer than 1024 bytes");
+    }
+    if id == "." || id == ".." {
+        return bad("not a name");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+    {
+        return bad("only letters, digits, '_', '+', '-' and '.' are allowed");
+    }
+    Ok(())
+}
+
+/// The directory of one container under the runtime's root.
+pub struct ContainerDir {
+    pub dir: PathBuf,
+    pub id: String,
+}
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+impl ContainerDir {
+    pub fn new(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id)?;
+        Ok(ContainerDir {
+            dir: root.join(id),
+            id: id.to_string(),
+        })
+    }
+
+    /// Makes the directory; its existence is what makes an id taken, so two
+    /// concurrent creates of one id cannot both succeed.
+    pub fn create(&self) -> Result<(), StateError> {
+        if let Some(parent) = self.dir.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o711)
+                .create(parent)
+                .map_err(io(parent))?;
+        }
+        match fs::DirBuilder::new().mode(0o711).create(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(StateError::Exists(self.id.clone()))
+            }
+            Err(e) => Err(io(&self.dir)(e)),
+        }
+    }
+
+    pub fn fifo(&self) -> PathBuf {
+        self.dir.join(EXEC_FIFO)
+    }
+
+    /// Takes the container's lock (flock on its directory), held until the
+    /// returned file is dropped, so commands on one id do not interleave.
+    pub fn lock(&self) -> Result<File, StateError> {
+        let f = File::open(&self.dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StateError::NotExist(self.id.clone())
+            } else {
+                io(&self.dir)(e)
+            }
+        })?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io(&self.dir)(std::io::Error::last_os_error()));
+        }
+        Ok(f)
+    }
+
+    pub fn load(&self) -> Result<State, StateError> {
+        let path = self.dir.join(STATE_FILE);
+        let data = fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                StateError::NotExist(self.id.clone())
+            } else {
+                io(&path)(e)
+            }
+        })?;
+        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// Writes the state atomically: a reader sees the old or the new state, never
+    /// half of one.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let path = self.dir.join(STATE_FILE);
+        let data = serde_json::to_vec(state).map_err(|source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomic(&path, &data).map_err(io(&path))
+    }
+
+    /// Owner of the container: the user owning its state directory.
+    pub fn owner(&self) -> String {
+        match fs::metadata(&self.dir) {
+            Ok(m) => user_name(m.uid()),
+            Err(_) => String::new(),
+        }
+    }
+
+    pub fn remove(&self) -> Result<(), StateError> {
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&self.dir)(e)),
+        }
+    }
+}
+
+/// Writes a file by writing a temporary one beside it and renaming it over.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    let res = f.write_all(data).and_then(|_| fs::rename(&tmp, path));
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// The name of a uid, from /etc/passwd; the number when it has none.
+pub fn user_name(uid: u32) -> String {
+    if uid == 0 {
+        return "root".into();
+    }
+    if let Ok(passwd) = fs::read_to_string("/etc/passwd") {
+        for line in passwd.lines() {
+            let mut f = line.split(':');
+            if let (Some(name), _, Some(id)) = (f.next(), f.next(), f.next())
+                && id.parse() == Ok(uid)
+            {
+                return name.to_string();
+            }
+        }
+    }
+    format!("#{uid}")
+}
+
+/// A process's start time and whether it is still alive (not a zombie), from
+/// /proc/PID/stat.
+pub fn process_start(pid: i32) -> Option<(u64, bool)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, !matches!(state, "Z" | "X")))
+}
+
+impl State {
+    /// Whether the recorded init is still the live process with that pid.
+    pub fn init_alive(&self) -> bool {
+        self.pid > 0
+            && matches!(process_start(self.pid), Some((start, alive)) if start == self.pid_start && alive)
+    }
+
+    /// The status, derived from the real process rather than trusted from disk.
+    pub fn status(&self, dir: &ContainerDir) -> Status {
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if let Some(cg) = &self.cgroup
+            && crate::cgroups::is_frozen(cg)
+        {
+            return Status::Paused;
+        }
+        if !self.started && dir.fifo().exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(validate_id("abc-1.2_3+x").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "x\0y"] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(validate_id(&"a".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn own_process_start_is_readable() {
+        let (start, alive) = process_start(std::process::id() as i32).unwrap();
+        assert!(alive);
+        assert!(start > 0);
+        assert!(process_start(i32::MAX).is_none());
+    }
+
+    #[test]
+    fn save_load_roundtrip() {
+        let tmp = std::env::temp_dir().join(format!("husk-state-test-{}", std::process::id()));
+        let d = ContainerDir::new(&tmp, "c1").unwrap();
+        d.create().unwrap();
+        assert!(matches!(d.create(), Err(StateError::Exists(_))));
+        let s = State {
+            oci_version: "1.0.2".into(),
+            id: "c1".into(),
+            pid: 1,
+            pid_start: 5,
+            bundle: "/b".into(),
+            rootfs: "/b/rootfs".into(),
+            created: "now".into(),
+            annotations: HashMap::new(),
+            cgroup: None,
+            cgroup_owned: false,
+            shared_pid_ns: false,
+            poststop: vec![],
+            poststart: vec![],
+            started: false,
+        };
+        d.save(&s).unwrap();
+        let l = d.load().unwrap();
+        assert_eq!(l.pid_start, 5);
+        assert_eq!(l.status(&d), Status::Stopped);
+        d.remove().unwrap();
+        fs::remove_dir_all(&tmp).unwrap();
+    }
+}

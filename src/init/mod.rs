@@ -1,0 +1,246 @@
+//! The container's init: the steps the cloned process runs inside its new
+//! namespaces, top to bottom, before it becomes the user's process. It only
+//! executes the plan; every decision was made in the parent.
+
+use std::convert::Infallible;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+
+use crate::hooks::{self, HookState};
+use crate::plan::Plan;
+use crate::process::exec;
+use crate::process::sync::{Channel, Msg};
+use crate::rootfs;
+
+/// What the parent prepared for the init besides the plan: descriptors opened
+/// before clone, inherited by the child.
+pub struct Prepared {
+    /// Namespaces to join, opened by the parent, in join order.
+    pub join: Vec<(CloneFlags, OwnedFd)>,
+    /// The exec fifo, open read-write: `start` writes one byte to it.
+    pub fifo: OwnedFd,
+    /// The engine's console socket, when the process has a terminal.
+    pub console: Option<OwnedFd>,
+    /// For each mount, the user namespace of its id mapping, if it has one.
+    pub idmap_userns: Vec<Option<OwnedFd>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Rootfs(#[from] rootfs::RootfsError),
+    #[error(transparent)]
+    Exec(#[from] exec::ExecError),
+    #[error(transparent)]
+    Hook(#[from] hooks::HookError),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
+    #[error("{step}: {errno}")]
+    Step { step: String, errno: Errno },
+    #[error("sync with parent: {0}")]
+    Sync(String),
+}
+
+fn step(s: impl Into<String>) -> impl FnOnce(Errno) -> InitError {
+    let step = s.into();
+    move |errno| InitError::Step { step, errno }
+}
+
+/// Runs the init and never returns: it execs the user process, or reports the
+/// failed step to the parent and exits.
+pub fn run(plan: &Plan, chan: Channel, prep: Prepared) -> ! {
+    let err = match steps(plan, &chan, prep) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = chan.send(&Msg::Error(err.to_string()));
+    // SAFETY: _exit skips destructors and atexit handlers that belong to the
+    // parent's copy of this process.
+    unsafe { libc::_exit(1) }
+}
+
+fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, InitError> {
+    // Non-dumpable while husk's code runs here: other processes in the container
+    // cannot open /proc/PID/exe (the husk binary) or our descriptors.
+    nix::sys::prctl::set_dumpable(false).map_err(step("prctl(PR_SET_DUMPABLE)"))?;
+    // `run` blocks signals in the parent before clone; the container must not
+    // inherit that mask across exec.
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .map_err(step("sigprocmask"))?;
+    let new_userns = plan.ns.new.contains(CloneFlags::CLONE_NEWUSER);
+    if new_userns {
+        chan.expect(Msg::MapsDone).map_err(sync_err)?;
+        become_root_in_userns()?;
+    }
+    let in_userns = new_userns
+        || plan
+            .ns
+            .join
+            .iter()
+            .any(|j| j.kind == CloneFlags::CLONE_NEWUSER);
+    join_namespaces(&prep.join)?;
+    if in_userns && !new_userns {
+        become_root_in_userns()?;
+    }
+    nix::unistd::setsid().map_err(step("setsid"))?;
+    if plan.new_keyring {
+        join_session_keyring(&plan.id)?;
+    }
+
+    let setup_rootfs = plan.ns.new.contains(CloneFlags::CLONE_NEWNS);
+    if setup_rootfs {
+        rootfs::prepare(plan)?;
+        let root = rootfs::open_root(&plan.rootfs)?;
+        rootfs::mount_all(plan, &root, in_userns, &prep.idmap_userns)?;
+        rootfs::create_devices(&plan.devices, &root, in_userns)?;
+        rootfs::dev_symlinks(&root)?;
+    }
+    if let Some(h) = &plan.hostname {
+        nix::unistd::sethostname(h).map_err(step("hostname"))?;
+    }
+    if let Some(d) = &plan.domainname {
+        // SAFETY: setdomainname reads `len` bytes from the pointer.
+        if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+            return Err(step("domainname")(Errno::last()));
+        }
+    }
+
+    let state = |status| HookState {
+        oci_version: &plan.oci_version,
+        id: &plan.id,
+        status,
+        pid: std::process::id() as i32,
+        bundle: &plan.bundle,
+        annotations: &plan.annotations,
+    };
+    #[allow(deprecated)]
+    let runtime_hooks = plan.hooks.prestart().is_some() || plan.hooks.create_runtime().is_some();
+    if runtime_hooks {
+        chan.send(&Msg::RuntimeHooks)
+            .map_err(|e| InitError::Sync(e.to_string()))?;
+        chan.expect(Msg::HooksDone).map_err(sync_err)?;
+    }
+    let create_container = plan.hooks.create_container().clone().unwrap_or_default();
+    hooks::run("createContainer", &create_container, &state("created"))?;
+
+    if setup_rootfs {
+        if plan.no_pivot {
+            rootfs::move_root(&plan.rootfs)?;
+        } else {
+            rootfs::pivot(&plan.rootfs)?;
+        }
+        if let Some(p) = plan.rootfs_propagation {
+            nix::mount::mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+                .map_err(step("linux.rootfsPropagation"))?;
+        }
+    }
+    if let Some(sock) = &prep.console {
+        crate::console::setup(sock, plan.process.console_size)?;
+    }
+    drop(prep.console);
+    rootfs::write_sysctls(&plan.sysctl)?;
+    if setup_rootfs {
+        rootfs::readonly_paths(&plan.readonly_paths)?;
+        rootfs::mask_paths(&plan.masked_paths)?;
+        if plan.root_readonly {
+            rootfs::readonly_root()?;
+        }
+    }
+    if let Some(p) = plan.personality {
+        // SAFETY: personality takes an integer.
+        if unsafe { libc::personality(p as libc::c_ulong) } < 0 {
+            return Err(step("linux.personality")(Errno::last()));
+        }
+    }
+
+    let p = &plan.process;
+    exec::set_rlimits(p)?;
+    exec::set_process_attrs(p)?;
+    if p.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(step("process.noNewPrivileges"))?;
+    }
+    if let Some(caps) = &p.caps {
+        exec::drop_bounding(caps)?;
+    }
+    exec::change_user(p)?;
+    if let Some(caps) = &p.caps {
+        exec::set_caps(caps)?;
+    }
+    exec::chdir_cwd(p)?;
+    let path = exec::find_executable(p)?;
+    exec::close_fds(plan.preserve_fds)?;
+
+    chan.send(&Msg::Ready)
+        .map_err(|e| InitError::Sync(e.to_string()))?;
+    wait_for_start(&prep.fifo)?;
+    drop(prep.fifo);
+
+    let start_container = plan.hooks.start_container().clone().unwrap_or_default();
+    hooks::run("startContainer", &start_container, &state("running"))?;
+    Err(exec::exec(&path, p).into())
+}
+
+fn sync_err(e: Result<String, crate::process::sync::SyncError>) -> InitError {
+    match e {
+        Ok(msg) => InitError::Sync(msg),
+        Err(e) => InitError::Sync(e.to_string()),
+    }
+}
+
+/// In a user namespace the init starts as the overflow id: become the
+/// namespace's root so that files it makes are owned by the mapped root.
+fn become_root_in_userns() -> Result<(), InitError> {
+    nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+        .map_err(step("setresgid(0) in user namespace (is gid 0 mapped?)"))?;
+    nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+        .map_err(step("setresuid(0) in user namespace (is uid 0 mapped?)"))?;
+    Ok(())
+}
+
+fn join_namespaces(join: &[(CloneFlags, OwnedFd)]) -> Result<(), InitError> {
+    for (kind, fd) in join {
+        // pid and time namespaces apply to children: the parent joined those
+        // before clone.
+        if *kind == CloneFlags::CLONE_NEWPID || kind.bits() == libc::CLONE_NEWTIME {
+            continue;
+        }
+        nix::sched::setns(fd.as_fd(), *kind).map_err(step(format!("setns {kind:?}")))?;
+    }
+    Ok(())
+}
+
+/// A session keyring of the container's own, so keys are not shared with the
+/// host's session (runc does the same unless --no-new-keyring).
+fn join_session_keyring(id: &str) -> Result<(), InitError> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let name = std::ffi::CString::new(format!("_ses.{id}"))
+        .map_err(|_| step("keyring name")(Errno::EINVAL))?;
+    // SAFETY: keyctl reads a NUL-terminated name.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if r < 0 {
+        match Errno::last() {
+            // Kernels without keyrings, or where the syscall is filtered.
+            Errno::ENOSYS | Errno::EPERM => {}
+            e => return Err(step("join session keyring")(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Blocks until `start` writes a byte to the exec fifo.
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::unistd::read(fifo.as_fd(), &mut b) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(step("read exec fifo")(e)),
+            Ok(_) => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The channel between `husk create` and the container's init: a SOCK_SEQPACKET
+//! socket pair, one message per step, so a dead peer reads as end-of-file.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+
+/// Messages between parent and init.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// parent → init: uid/gid maps are written (or were not needed).
+    MapsDone,
+    /// init → parent: the container's environment exists; run the hooks that
+    /// run in the runtime namespace (prestart, createRuntime).
+    RuntimeHooks,
+    /// parent → init: those hooks succeeded.
+    HooksDone,
+    /// init → parent: everything is set up; waiting for `start`.
+    Ready,
+    /// init → parent: a step failed.
+    Error(String),
+}
+
+impl Msg {
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Msg::MapsDone => vec![b'M'],
+            Msg::RuntimeHooks => vec![b'H'],
+            Msg::HooksDone => vec![b'D'],
+            Msg::Ready => vec![b'R'],
+            Msg::Error(s) => {
+                let mut v = vec![b'E'];
+                v.extend_from_slice(s.as_bytes());
+                v
+            }
+        }
+    }
+
+    fn decode(b: &[u8]) -> Option<Msg> {
+        Some(match b.first()? {
+            b'M' => Msg::MapsDone,
+            b'H' => Msg::RuntimeHooks,
+            b'D' => Msg::HooksDone,
+            b'R' => Msg::Ready,
+            b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
+            _ => return None,
+        })
+    }
+}
+
+/// One end of the channel.
+pub struct Channel(OwnedFd);
+
+/// Errors on the channel.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("sync socket: {0}")]
+    Os(#[from] Errno),
+    #[error("the container's init exited during set-up")]
+    Closed,
+    #[error("unexpected message on the sync socket: {0:?}")]
+    Unexpected(Msg),
+    #[error("garbled message on the sync socket")]
+    Garbled,
+}
+
+pub fn pair() -> Result<(Channel, Channel), SyncError> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    Ok((Channel(a), Channel(b)))
+}
+
+impl Channel {
+    pub fn send(&self, m: &Msg) -> Result<(), SyncError> {
+        let buf = m.encode();
+        loop {
+            match nix::unistd::write(self.0.as_fd(), &buf) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(_) => return Ok(()),
+            }
+        }
+    }
+
+    pub fn recv(&self) -> Result<Msg, SyncError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match nix::unistd::read(self.0.as_fd(), &mut buf) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(0) => return Err(SyncError::Closed),
+                Ok(n) => return Msg::decode(&buf[..n]).ok_or(SyncError::Garbled),
+            }
+        }
+    }
+
+    /// Receives and checks that it is `want`; an `Error` from the peer becomes
+    /// `Err(Ok(msg))` so the caller can report the peer's own words.
+    pub fn expect(&self, want: Msg) -> Result<(), Result<String, SyncError>> {
+        match self.recv() {
+            Ok(m) if m == want => Ok(()),
+            Ok(Msg::Error(s)) => Err(Ok(s)),
+            Ok(m) => Err(Err(SyncError::Unexpected(m))),
+            Err(e) => Err(Err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_eof() {
+        let (a, b) = pair().unwrap();
+        a.send(&Msg::Error("boom: x".into())).unwrap();
+        a.send(&Msg::Ready).unwrap();
+        assert_eq!(b.recv().unwrap(), Msg::Error("boom: x".into()));
+        assert!(b.expect(Msg::Ready).is_ok());
+        drop(a);
+        assert!(matches!(b.recv(), Err(SyncError::Closed)));
+    }
+}
