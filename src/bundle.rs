@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn parse_error_names_json_path() {
         let json = r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":"zero","gid":0}}}"#;
-        let (path, _msg) = parse(json.as_bytes()).err().expect("must fail");
+        let (path, _msg) = parse(json.as_bytes()).expect_err("must fail");
         assert_eq!(path, "process.user.uid");
     }
 

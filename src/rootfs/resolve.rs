@@ -119,6 +119,11 @@ fn create_in_root_depth(root: BorrowedFd<'_>, path: &Path, last: Kind, depth: u3
             // A dangling symlink: make what it points to, read as if the root
             // were `/`, then the rest of the path beyond it.
             Err(Errno::EEXIST) => {
+                // Made meanwhile by someone else: use it.
+                if let Ok(fd) = open_in_root(root.as_fd(), &prefix) {
+                    parent = fd;
+                    continue;
+                }
                 let target = nix::fcntl::readlinkat(parent.as_fd(), c.as_os_str())?;
                 let mut next = if Path::new(&target).is_absolute() {
                     PathBuf::from(&target)

@@ -1,0 +1,287 @@
+//! Helpers for integration tests: a busybox rootfs, bundles made from husk's own
+//! default spec, and containers that are deleted (and reaped) even when a test
+//! fails. Tests drive the real `husk` binary, as an engine would.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::{Value, json};
+
+pub fn husk_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_husk")
+}
+
+/// Tests need root, namespaces and busybox-static; the README's test command
+/// sets them up. Fail loudly rather than skip when they are missing.
+fn require_env() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "integration tests run containers and need root"
+    );
+    assert!(
+        Path::new("/bin/busybox").exists(),
+        "busybox-static is missing: run the README's test command, which installs it"
+    );
+}
+
+/// The shared busybox rootfs (read-only in containers; tests that write use tmpfs).
+pub fn rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        require_env();
+        // Orphaned container inits are reparented to this test process, which
+        // reaps them after delete; otherwise they would stay zombies.
+        nix::sys::prctl::set_child_subreaper(true).expect("subreaper");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rootfs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "data"] {
+            fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+        let out = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
+        }
+        fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\nuser:x:1000:1000::/:/bin/sh\n").unwrap();
+        fs::write(dir.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+        fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+        dir
+    })
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A bundle and a state root of a test's own, removed on drop.
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub config: Value,
+}
+
+impl Bundle {
+    /// A bundle running `args`, from `husk spec` with a read-only shared rootfs,
+    /// no terminal, and a tmpfs on /tmp.
+    pub fn new(args: &[&str]) -> Bundle {
+        let rootfs = rootfs();
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("t-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let dir = base.join("bundle");
+        let root = base.join("state");
+        fs::create_dir_all(&dir).unwrap();
+        let out = Command::new(husk_bin()).args(["spec", "-b"]).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "husk spec: {}", String::from_utf8_lossy(&out.stderr));
+        let mut config: Value = serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
+        config["root"]["path"] = json!(rootfs);
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        config["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
+        Bundle { dir, root, config }
+    }
+
+    /// A bundle running a shell script.
+    pub fn sh(script: &str) -> Bundle {
+        Bundle::new(&["sh", "-c", script])
+    }
+
+    pub fn write(&self) {
+        fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
+    }
+
+    /// A directory of the test's own, bind-mounted read-write at `dest`.
+    pub fn share(&mut self, dest: &str) -> PathBuf {
+        let host = self.dir.parent().unwrap().join(format!("share{}", dest.replace('/', "_")));
+        fs::create_dir_all(&host).unwrap();
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o777)).unwrap();
+        self.config["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": dest, "type": "bind", "source": host, "options": ["rbind", "rw"]}));
+        host
+    }
+
+    pub fn husk(&self) -> Command {
+        let mut c = Command::new(husk_bin());
+        c.arg("--root").arg(&self.root);
+        c
+    }
+
+    /// `husk ARGS…` with this bundle's root; stdio captured.
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        self.husk().args(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// `husk run` in the foreground; returns the output.
+    pub fn run(&self, id: &str) -> Output {
+        self.write();
+        self.husk()
+            .args(["run", "-b"])
+            .arg(&self.dir)
+            .arg(id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `husk create` with the container's stdio on files in the bundle, so the
+    /// caller does not wait for the container to close them.
+    pub fn create(&self, id: &str) -> Container<'_> {
+        let c = self.try_create(id);
+        assert!(c.1.status.success(), "create failed: {}", String::from_utf8_lossy(&c.1.stderr));
+        c.0
+    }
+
+    pub fn try_create(&self, id: &str) -> (Container<'_>, Output) {
+        self.write();
+        let out_file = fs::File::create(self.dir.join(format!("{id}.out"))).unwrap();
+        let stderr_file = self.dir.join(format!("{id}.husk-err"));
+        let out = self
+            .husk()
+            .args(["create", "-b"])
+            .arg(&self.dir)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(out_file.try_clone().unwrap())
+            .stderr(fs::File::create(&stderr_file).unwrap())
+            .status()
+            .unwrap();
+        let output = Output {
+            status: out,
+            stdout: vec![],
+            stderr: fs::read(&stderr_file).unwrap_or_default(),
+        };
+        (
+            Container {
+                bundle: self,
+                id: id.to_string(),
+            },
+            output,
+        )
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(self.dir.parent().unwrap());
+    }
+}
+
+/// A created container; `delete --force` and reaped on drop.
+pub struct Container<'a> {
+    pub bundle: &'a Bundle,
+    pub id: String,
+}
+
+impl Container<'_> {
+    /// `husk ARGS… ID`; for `kill`, the id goes before the signal, as runc wants.
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        let mut full: Vec<&str> = args.to_vec();
+        if args.first() == Some(&"kill") && args.len() > 1 && !args[args.len() - 1].starts_with('-') {
+            full.insert(args.len() - 1, &self.id);
+        } else {
+            full.push(&self.id);
+        }
+        self.bundle.cmd(&full)
+    }
+
+    pub fn ok(&self, args: &[&str]) {
+        let o = self.cmd(args);
+        assert!(o.status.success(), "husk {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    pub fn state(&self) -> Value {
+        let o = self.cmd(&["state"]);
+        assert!(o.status.success(), "state failed: {}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    pub fn status(&self) -> String {
+        self.state()["status"].as_str().unwrap().to_string()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.state()["pid"].as_i64().unwrap() as i32
+    }
+
+    /// Waits (up to 10 s) for the container to stop and reaps its init.
+    pub fn wait_stopped(&self) {
+        let pid = self.pid();
+        for _ in 0..1000 {
+            if self.status() == "stopped" {
+                reap(pid);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("container {} did not stop", self.id);
+    }
+
+    /// What the container wrote to stdout and stderr.
+    pub fn output(&self) -> String {
+        fs::read_to_string(self.bundle.dir.join(format!("{}.out", self.id))).unwrap_or_default()
+    }
+
+    pub fn delete(&self) {
+        let pid = self.state()["pid"].as_i64().unwrap_or(0) as i32;
+        self.ok(&["delete"]);
+        reap(pid);
+    }
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let pid = self.bundle.cmd(&["state", &self.id]);
+        let pid = serde_json::from_slice::<Value>(&pid.stdout)
+            .ok()
+            .and_then(|v| v["pid"].as_i64())
+            .unwrap_or(0) as i32;
+        let _ = self.bundle.cmd(&["delete", "--force", &self.id]);
+        reap(pid);
+    }
+}
+
+/// Reaps a container init that was reparented to this (subreaper) process.
+pub fn reap(pid: i32) {
+    if pid > 0 {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts that `husk run` succeeded and returns its stdout.
+pub fn run_ok(b: &Bundle, id: &str) -> String {
+    let o = b.run(id);
+    assert!(o.status.success(), "run failed ({:?}): {}{}", o.status, stderr(&o), stdout(&o));
+    stdout(&o)
+}
+
+/// Whether any mount on the host mentions `needle`.
+pub fn host_mounts_mention(needle: &str) -> bool {
+    fs::read_to_string("/proc/self/mountinfo").unwrap().contains(needle)
+}
+
+/// The host's unified cgroup hierarchy.
+pub fn cgroup_root() -> PathBuf {
+    for p in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+        if Path::new(p).join("cgroup.controllers").exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("no cgroup2 hierarchy on this host")
+}
