@@ -153,7 +153,33 @@ pub fn main() -> i32 {
     }
 }
 
+/// Fills descriptors 3..3+n that the caller did not pass with /dev/null, so
+/// husk's own descriptors land above the preserved range and never reach the
+/// container in its place.
+fn reserve_preserved_fds(n: u32) {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only queries; an unused descriptor fails with EBADF.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+            continue;
+        }
+        if let Ok(null) = std::fs::File::open("/dev/null") {
+            let raw = std::os::fd::IntoRawFd::into_raw_fd(null);
+            if raw != fd {
+                // SAFETY: dup2 onto a descriptor number nothing uses, then close
+                // the temporary one we own.
+                unsafe {
+                    libc::dup2(raw, fd);
+                    libc::close(raw);
+                }
+            }
+        }
+    }
+}
+
 fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs<'a> {
+    if f.preserve_fds > 0 {
+        reserve_preserved_fds(f.preserve_fds);
+    }
     CreateArgs {
         id,
         bundle: &f.bundle,

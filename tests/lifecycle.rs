@@ -26,7 +26,7 @@ fn run_exit_status_of_killed_container_is_128_plus_signal() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let c = Container { bundle: &b, id: "sig".into() };
+    let c = Container::new(&b, "sig");
     for _ in 0..300 {
         let o = b.cmd(&["state", "sig"]);
         if o.status.success() && stdout(&o).contains("\"running\"") {
@@ -42,7 +42,11 @@ fn run_exit_status_of_killed_container_is_128_plus_signal() {
 fn status_goes_created_running_stopped() {
     let mut b = Bundle::sh("read x < /share/go; echo done");
     let share = b.share("/share");
-    nix::unistd::mkfifo(&share.join("go"), nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    nix::unistd::mkfifo(
+        &share.join("go"),
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+    )
+    .unwrap();
     let c = b.create("states");
     let st = c.state();
     assert_eq!(st["status"], "created");
@@ -85,7 +89,8 @@ fn start_twice_and_start_stopped_fail() {
 
 #[test]
 fn kill_delivers_named_signal() {
-    let mut b = Bundle::sh("trap 'echo got-usr1 > /share/sig; exit 0' USR1; while :; do sleep 0.05; done");
+    let mut b =
+        Bundle::sh("trap 'echo got-usr1 > /share/sig; exit 0' USR1; while :; do sleep 0.05; done");
     let share = b.share("/share");
     let c = b.create("killsig");
     c.ok(&["start"]);
@@ -119,7 +124,11 @@ fn kill_stopped_container_fails() {
     c.wait_stopped();
     let o = c.cmd(&["kill", "KILL"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("container not running"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("container not running"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -137,7 +146,11 @@ fn kill_all_reaches_every_process() {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    let child: i32 = fs::read_to_string(&child_file).unwrap().trim().parse().unwrap();
+    let child: i32 = fs::read_to_string(&child_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     c.ok(&["kill", "--all", "KILL"]);
     c.wait_stopped();
     for _ in 0..200 {
@@ -147,10 +160,12 @@ fn kill_all_reaches_every_process() {
         reap(child);
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    assert!(!std::path::Path::new(&format!("/proc/{child}/cmdline")).exists() || {
-        let st = fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-        st.contains(") Z")
-    });
+    assert!(
+        !std::path::Path::new(&format!("/proc/{child}/cmdline")).exists() || {
+            let st = fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            st.contains(") Z")
+        }
+    );
 }
 
 #[test]
@@ -178,13 +193,19 @@ fn delete_leaves_no_trace() {
     assert!(cg.is_dir(), "cgroup {} missing", cg.display());
     let pid = c.pid();
     let procs = fs::read_to_string(cg.join("cgroup.procs")).unwrap();
-    assert!(procs.lines().any(|l| l == pid.to_string()), "init not in its cgroup: {procs}");
+    assert!(
+        procs.lines().any(|l| l == pid.to_string()),
+        "init not in its cgroup: {procs}"
+    );
     c.ok(&["start"]);
     c.ok(&["delete", "--force"]);
     reap(pid);
     assert!(!cg.exists(), "cgroup left behind");
     assert!(!b.root.join("notrace").exists(), "state left behind");
-    assert!(!host_mounts_mention(rootfs().to_str().unwrap()), "mount left on the host");
+    assert!(
+        !host_mounts_mention(rootfs().to_str().unwrap()),
+        "mount left on the host"
+    );
 }
 
 #[test]
@@ -195,9 +216,13 @@ fn delete_created_container() {
     c.ok(&["delete"]);
     reap(pid);
     assert!(!b.root.join("delcreated").exists());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists() || {
-        fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z")
-    });
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists() || {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+        }
+    );
 }
 
 #[test]
@@ -226,9 +251,13 @@ fn pid_file_written_before_create_returns() {
         .stderr(std::process::Stdio::piped())
         .status()
         .unwrap();
-    let c = Container { bundle: &b, id: "pidfile".into() };
+    let c = Container::new(&b, "pidfile");
     assert!(o.success());
-    let pid: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    let pid: i32 = fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(pid, c.pid());
 }
 
@@ -240,7 +269,12 @@ fn list_shows_containers() {
     let o = b.cmd(&["list", "--format", "json"]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let ids: Vec<_> = v.as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ids, vec!["list-a", "list-b"]);
     assert_eq!(v[0]["status"], "created");
     let o = b.cmd(&["list", "-q"]);
@@ -264,7 +298,7 @@ fn run_detach_then_delete() {
         .stderr(std::process::Stdio::null())
         .status()
         .unwrap();
-    let c = Container { bundle: &b, id: "detached".into() };
+    let c = Container::new(&b, "detached");
     assert!(o.success());
     assert_eq!(c.status(), "running");
 }
@@ -283,7 +317,8 @@ fn run_forwards_signals_to_container() {
         .unwrap();
     let state_ok = || {
         b.cmd(&["state", "fwd"]).status.success() && {
-            let v: serde_json::Value = serde_json::from_slice(&b.cmd(&["state", "fwd"]).stdout).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_slice(&b.cmd(&["state", "fwd"]).stdout).unwrap();
             v["status"] == "running"
         }
     };
@@ -294,7 +329,11 @@ fn run_forwards_signals_to_container() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(42));
     // run deletes the container after it exits.
@@ -327,13 +366,25 @@ fn hooks_run_in_order_with_state() {
     let text = fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let names: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(names, ["createRuntime", "createContainer", "startContainer", "poststart", "poststop"], "{text}");
+    assert_eq!(
+        names,
+        [
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ],
+        "{text}"
+    );
     for l in &lines {
         let st: serde_json::Value = serde_json::from_str(l.split_once(' ').unwrap().1).unwrap();
         assert_eq!(st["id"], "hooks");
         assert_eq!(st["bundle"], json!(b.dir));
     }
-    let st = |i: usize| -> serde_json::Value { serde_json::from_str(lines[i].split_once(' ').unwrap().1).unwrap() };
+    let st = |i: usize| -> serde_json::Value {
+        serde_json::from_str(lines[i].split_once(' ').unwrap().1).unwrap()
+    };
     assert_eq!(st(0)["status"], "creating");
     assert_eq!(st(0)["pid"], pid);
     assert_eq!(st(3)["status"], "running");
@@ -347,7 +398,10 @@ fn failing_create_hook_fails_create_and_cleans_up() {
     let (_c, o) = b.try_create("badhook");
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("hooks.createRuntime[0]") && err.contains("hook-broke"), "{err}");
+    assert!(
+        err.contains("hooks.createRuntime[0]") && err.contains("hook-broke"),
+        "{err}"
+    );
     assert!(!b.root.join("badhook").exists());
     assert!(!cgroup_root().join("husk/badhook").exists());
 }

@@ -177,16 +177,19 @@ fn create_in(
         idmap_userns,
     };
     let cloned = clone3(flags.bits() as u64, cgroup_fd.as_ref().map(|f| f.as_fd()));
+    if let Ok((Forked::Child, _)) = cloned {
+        drop(parent_chan);
+        drop(restore);
+        init::run(plan, child_chan, prep)
+    }
+    // Only the parent goes back: setns to a time namespace would move the
+    // child itself out of its new one.
     for (kind, fd) in restore {
         let _ = nix::sched::setns(fd.as_fd(), kind);
     }
-    let (forked, placed) = cloned.map_err(|e| Error::Os("clone3".into(), e))?;
-    let (pid, pidfd) = match forked {
-        Forked::Child => {
-            drop(parent_chan);
-            init::run(plan, child_chan, prep)
-        }
-        Forked::Parent { pid, pidfd } => (pid, pidfd),
+    let (pid, pidfd, placed) = match cloned.map_err(|e| Error::Os("clone3".into(), e))? {
+        (Forked::Parent { pid, pidfd }, placed) => (pid, pidfd, placed),
+        (Forked::Child, _) => unreachable!("the child never returns from init::run"),
     };
     drop(child_chan);
     drop(prep);

@@ -60,7 +60,12 @@ pub fn create_in_root(root: impl AsFd, path: &Path, last: Kind) -> Result<OwnedF
 /// Symlinks followed while creating one path, as the kernel's own limit.
 const MAX_LINKS: u32 = 40;
 
-fn create_in_root_depth(root: BorrowedFd<'_>, path: &Path, last: Kind, depth: u32) -> Result<OwnedFd, Errno> {
+fn create_in_root_depth(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    last: Kind,
+    depth: u32,
+) -> Result<OwnedFd, Errno> {
     if depth > MAX_LINKS {
         return Err(Errno::ELOOP);
     }

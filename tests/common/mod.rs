@@ -38,21 +38,40 @@ pub fn rootfs() -> &'static Path {
         // Orphaned container inits are reparented to this test process, which
         // reaps them after delete; otherwise they would stay zombies.
         nix::sys::prctl::set_child_subreaper(true).expect("subreaper");
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rootfs-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "data"] {
-            fs::create_dir_all(dir.join(d)).unwrap();
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let dir = base.join("rootfs");
+        if dir.join(".complete").exists() {
+            return dir;
         }
-        fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
-        let out = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
+        // Built beside and renamed into place, so a half-built rootfs is never used.
+        let tmp = base.join(format!("rootfs.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        build_rootfs(&tmp);
+        fs::write(tmp.join(".complete"), "").unwrap();
+        if fs::rename(&tmp, &dir).is_err() {
+            // Another test binary won the race.
+            let _ = fs::remove_dir_all(&tmp);
         }
-        fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\nuser:x:1000:1000::/:/bin/sh\n").unwrap();
-        fs::write(dir.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
-        fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
         dir
     })
+}
+
+fn build_rootfs(dir: &Path) {
+    for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "data"] {
+        fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    fs::copy("/bin/busybox", dir.join("bin/busybox")).unwrap();
+    let out = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
+    }
+    fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/:/bin/sh\nuser:x:1000:1000::/:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(dir.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -70,14 +89,24 @@ impl Bundle {
     pub fn new(args: &[&str]) -> Bundle {
         let rootfs = rootfs();
         let n = SEQ.fetch_add(1, Ordering::SeqCst);
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("t-{}-{n}", std::process::id()));
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("t-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&base);
         let dir = base.join("bundle");
         let root = base.join("state");
         fs::create_dir_all(&dir).unwrap();
-        let out = Command::new(husk_bin()).args(["spec", "-b"]).arg(&dir).output().unwrap();
-        assert!(out.status.success(), "husk spec: {}", String::from_utf8_lossy(&out.stderr));
-        let mut config: Value = serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
+        let out = Command::new(husk_bin())
+            .args(["spec", "-b"])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "husk spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config: Value =
+            serde_json::from_slice(&fs::read(dir.join("config.json")).unwrap()).unwrap();
         config["root"]["path"] = json!(rootfs);
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = json!(args);
@@ -94,12 +123,20 @@ impl Bundle {
     }
 
     pub fn write(&self) {
-        fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
+        fs::write(
+            self.dir.join("config.json"),
+            serde_json::to_vec_pretty(&self.config).unwrap(),
+        )
+        .unwrap();
     }
 
     /// A directory of the test's own, bind-mounted read-write at `dest`.
     pub fn share(&mut self, dest: &str) -> PathBuf {
-        let host = self.dir.parent().unwrap().join(format!("share{}", dest.replace('/', "_")));
+        let host = self
+            .dir
+            .parent()
+            .unwrap()
+            .join(format!("share{}", dest.replace('/', "_")));
         fs::create_dir_all(&host).unwrap();
         fs::set_permissions(&host, fs::Permissions::from_mode(0o777)).unwrap();
         self.config["mounts"]
@@ -117,7 +154,11 @@ impl Bundle {
 
     /// `husk ARGS…` with this bundle's root; stdio captured.
     pub fn cmd(&self, args: &[&str]) -> Output {
-        self.husk().args(args).stdin(Stdio::null()).output().unwrap()
+        self.husk()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 
     /// `husk run` in the foreground; returns the output.
@@ -136,7 +177,11 @@ impl Bundle {
     /// caller does not wait for the container to close them.
     pub fn create(&self, id: &str) -> Container<'_> {
         let c = self.try_create(id);
-        assert!(c.1.status.success(), "create failed: {}", String::from_utf8_lossy(&c.1.stderr));
+        assert!(
+            c.1.status.success(),
+            "create failed: {}",
+            String::from_utf8_lossy(&c.1.stderr)
+        );
         c.0
     }
 
@@ -159,18 +204,13 @@ impl Bundle {
             stdout: vec![],
             stderr: fs::read(&stderr_file).unwrap_or_default(),
         };
-        (
-            Container {
-                bundle: self,
-                id: id.to_string(),
-            },
-            output,
-        )
+        (Container::new(self, id), output)
     }
 }
 
 impl Drop for Bundle {
     fn drop(&mut self) {
+        reap_orphans();
         let _ = fs::remove_dir_all(self.dir.parent().unwrap());
     }
 }
@@ -179,13 +219,30 @@ impl Drop for Bundle {
 pub struct Container<'a> {
     pub bundle: &'a Bundle,
     pub id: String,
+    /// The init's pid while it existed, to reap it once it is gone.
+    pub init: i32,
 }
 
-impl Container<'_> {
+impl<'a> Container<'a> {
+    /// Wraps a container made by the caller, remembering its init's pid.
+    pub fn new(bundle: &'a Bundle, id: &str) -> Container<'a> {
+        let o = bundle.cmd(&["state", id]);
+        let init = serde_json::from_slice::<Value>(&o.stdout)
+            .ok()
+            .and_then(|v| v["pid"].as_i64())
+            .unwrap_or(0) as i32;
+        Container {
+            bundle,
+            id: id.to_string(),
+            init,
+        }
+    }
+
     /// `husk ARGS… ID`; for `kill`, the id goes before the signal, as runc wants.
     pub fn cmd(&self, args: &[&str]) -> Output {
         let mut full: Vec<&str> = args.to_vec();
-        if args.first() == Some(&"kill") && args.len() > 1 && !args[args.len() - 1].starts_with('-') {
+        if args.first() == Some(&"kill") && args.len() > 1 && !args[args.len() - 1].starts_with('-')
+        {
             full.insert(args.len() - 1, &self.id);
         } else {
             full.push(&self.id);
@@ -195,12 +252,20 @@ impl Container<'_> {
 
     pub fn ok(&self, args: &[&str]) {
         let o = self.cmd(args);
-        assert!(o.status.success(), "husk {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "husk {args:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 
     pub fn state(&self) -> Value {
         let o = self.cmd(&["state"]);
-        assert!(o.status.success(), "state failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "state failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         serde_json::from_slice(&o.stdout).unwrap()
     }
 
@@ -239,20 +304,46 @@ impl Container<'_> {
 
 impl Drop for Container<'_> {
     fn drop(&mut self) {
-        let pid = self.bundle.cmd(&["state", &self.id]);
-        let pid = serde_json::from_slice::<Value>(&pid.stdout)
-            .ok()
-            .and_then(|v| v["pid"].as_i64())
-            .unwrap_or(0) as i32;
         let _ = self.bundle.cmd(&["delete", "--force", &self.id]);
-        reap(pid);
+        reap(self.init);
+        reap_orphans();
     }
 }
 
 /// Reaps a container init that was reparented to this (subreaper) process.
 pub fn reap(pid: i32) {
     if pid > 0 {
-        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        );
+    }
+}
+
+/// Reaps zombie children that are container processes (reparented here when
+/// their parents died), leaving alone the husk commands that other test
+/// threads still wait for.
+pub fn reap_orphans() {
+    let me = std::process::id().to_string();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let mut rest = stat[close + 2..].split(' ');
+        let (state, ppid) = (rest.next(), rest.next());
+        if state == Some("Z") && ppid == Some(me.as_str()) && comm != "husk" && comm != "busybox" {
+            reap(pid);
+        }
     }
 }
 
@@ -267,13 +358,21 @@ pub fn stderr(o: &Output) -> String {
 /// Asserts that `husk run` succeeded and returns its stdout.
 pub fn run_ok(b: &Bundle, id: &str) -> String {
     let o = b.run(id);
-    assert!(o.status.success(), "run failed ({:?}): {}{}", o.status, stderr(&o), stdout(&o));
+    assert!(
+        o.status.success(),
+        "run failed ({:?}): {}{}",
+        o.status,
+        stderr(&o),
+        stdout(&o)
+    );
     stdout(&o)
 }
 
 /// Whether any mount on the host mentions `needle`.
 pub fn host_mounts_mention(needle: &str) -> bool {
-    fs::read_to_string("/proc/self/mountinfo").unwrap().contains(needle)
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(needle)
 }
 
 /// The host's unified cgroup hierarchy.
