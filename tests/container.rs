@@ -109,12 +109,21 @@ fn readonly_root_and_readonly_bind() {
 
 #[test]
 fn masked_and_readonly_paths() {
-    let mut b = Bundle::sh(
-        "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; echo 1 > /proc/sysrq-trigger 2>/dev/null && echo sysrq-writable; echo done",
-    );
+    let script = "wc -c < /proc/timer_list; ls /sys/firmware | wc -l; \
+                  touch /tmp/x 2>/dev/null && echo tmp-writable; echo done";
+    // Without masking, the files have content and /tmp is writable (the
+    // control for the assertions below).
+    let mut b = Bundle::sh(script);
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    let out = run_ok(&b, "nomask");
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert_ne!(words[0], "0", "{out}");
+    assert!(out.contains("tmp-writable"), "{out}");
+
     b.config["linux"]["maskedPaths"] =
         json!(["/proc/timer_list", "/sys/firmware", "/does/not/exist"]);
-    b.config["linux"]["readonlyPaths"] = json!(["/proc/sysrq-trigger", "/nope"]);
+    b.config["linux"]["readonlyPaths"] = json!(["/tmp", "/nope"]);
     let out = run_ok(&b, "mask");
     assert_eq!(
         out.split_whitespace().collect::<Vec<_>>(),

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing husk needs on a Debian machine, as root.
+# Idempotent: installs only what is missing.
+set -euo pipefail
+
+need_apt=()
+[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && file_static=$(ldd /bin/busybox 2>&1 || true)
+case "${file_static:-dynamic}" in
+  *"not a dynamic executable"*) ;;
+  *) need_apt+=(busybox-static) ;;
+esac
+command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found; husk needs Rust 1.88 or newer (edition 2024, via rustup)" >&2
+  exit 1
+fi
