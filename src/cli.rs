@@ -185,6 +185,7 @@ fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs
         bundle: &f.bundle,
         pid_file: f.pid_file.as_deref(),
         console_socket: f.console_socket.as_deref(),
+        console_fd: None,
         opts: CreateOptions {
             no_pivot: f.no_pivot,
             no_new_keyring: f.no_new_keyring,

@@ -96,3 +96,70 @@ fn bind_console(pts: &str) -> Result<(), ConsoleError> {
     )
     .map_err(fail("bind /dev/console"))
 }
+
+/// Receives a pty master sent with SCM_RIGHTS (the other end of [`setup`]).
+pub fn recv_master(socket: &OwnedFd) -> Result<OwnedFd, ConsoleError> {
+    let mut buf = [0u8; 4096];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(fail("receive pty master"))?;
+    for c in msg.cmsgs().map_err(fail("receive pty master"))? {
+        if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: the kernel just installed this descriptor for us.
+            return Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
+        }
+    }
+    Err(fail("receive pty master")(Errno::EBADMSG))
+}
+
+/// Puts a terminal in raw mode until dropped, so keys reach the container as typed.
+pub struct RawMode {
+    fd: std::os::fd::RawFd,
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    /// Raw mode on `fd` if it is a terminal; `None` otherwise.
+    pub fn enable(fd: std::os::fd::BorrowedFd<'_>) -> Option<RawMode> {
+        let saved = nix::sys::termios::tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        nix::sys::termios::cfmakeraw(&mut raw);
+        nix::sys::termios::tcsetattr(fd, nix::sys::termios::SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode {
+            fd: fd.as_raw_fd(),
+            saved,
+        })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is one of our standard ones, open for our lifetime.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        let _ = nix::sys::termios::tcsetattr(fd, nix::sys::termios::SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Copies the window size of terminal `from` to `to` (a no-op if `from` is not one).
+pub fn copy_winsize(from: std::os::fd::RawFd, to: std::os::fd::RawFd) {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize; TIOCSWINSZ reads one.
+    unsafe {
+        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(to, libc::TIOCSWINSZ, &ws);
+        }
+    }
+}

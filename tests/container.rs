@@ -372,3 +372,81 @@ fn missing_executable_fails_create_and_leaves_nothing() {
     assert!(!cgroup_root().join("husk/noexe").exists());
     assert!(!cgroup_root().join("husk/noexe2").exists());
 }
+
+#[test]
+fn idmapped_bind_mount_shows_mapped_owner() {
+    let mut b =
+        Bundle::sh("ls -ln /m/f | awk '{print $3, $4}'; ls -ln /plain/f | awk '{print $3, $4}'");
+    let host = b.dir.parent().unwrap().join("idmapped");
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("f"), "x").unwrap();
+    std::os::unix::fs::chown(host.join("f"), Some(0), Some(0)).unwrap();
+    let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/m", "type": "bind", "source": host,
+        "options": ["rbind", "idmap"], "uidMappings": maps, "gidMappings": maps}));
+    mounts.push(
+        json!({"destination": "/plain", "type": "bind", "source": host, "options": ["rbind"]}),
+    );
+    // A file owned by 0 on disk is seen through the mapping; the plain bind is unchanged.
+    assert_eq!(run_ok(&b, "idmap"), "100000 100000\n0 0\n");
+}
+
+#[test]
+fn oom_score_adj_and_personality() {
+    let mut b = Bundle::sh("cat /proc/self/oom_score_adj; uname -m");
+    b.config["process"]["oomScoreAdj"] = json!(500);
+    b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    assert_eq!(run_ok(&b, "oomp"), "500\ni686\n");
+}
+
+#[test]
+fn mount_destination_symlink_stays_in_rootfs() {
+    // /data/link points at an absolute host path; the mount must land inside the
+    // rootfs where that path resolves with the rootfs as /, never on the host.
+    let mut b = Bundle::sh("true");
+    let rootfs_copy = b.dir.join("rootfs");
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(rootfs())
+        .arg(&rootfs_copy)
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let host_target = b.dir.parent().unwrap().join("host-target");
+    fs::create_dir_all(&host_target).unwrap();
+    std::os::unix::fs::symlink(&host_target, rootfs_copy.join("data/link")).unwrap();
+    let _ = fs::remove_dir(rootfs_copy.join("data/link"));
+    b.config["root"]["path"] = json!(rootfs_copy);
+    b.config["root"]["readonly"] = json!(false);
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/data/link", "type": "tmpfs", "source": "tmpfs"}));
+    let o = b.run("symdest");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !host_mounts_mention(host_target.to_str().unwrap()),
+        "mounted on the host path"
+    );
+    // The tmpfs went where the link points inside the rootfs.
+    let inside = rootfs_copy.join(host_target.strip_prefix("/").unwrap());
+    assert!(
+        inside.is_dir(),
+        "{} not created inside the rootfs",
+        inside.display()
+    );
+}
+
+#[test]
+fn foreground_run_serves_the_terminal_itself() {
+    let mut b = Bundle::sh("tty; echo on-tty; exit 5");
+    b.config["process"]["terminal"] = json!(true);
+    let o = b.run("fgtty");
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let out = stdout(&o);
+    // Through a pty: the container sees a terminal and lines end in CRLF.
+    assert!(out.contains("/dev/pts/0\r\n"), "{out:?}");
+    assert!(out.contains("on-tty\r\n"), "{out:?}");
+    assert!(!b.root.join("fgtty").exists());
+}

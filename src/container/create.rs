@@ -26,6 +26,9 @@ pub struct CreateArgs<'a> {
     pub bundle: &'a Path,
     pub pid_file: Option<&'a Path>,
     pub console_socket: Option<&'a Path>,
+    /// A connected socket to send the pty master over, instead of a path
+    /// (`run` in the foreground serves the terminal itself).
+    pub console_fd: Option<&'a OwnedFd>,
     pub opts: CreateOptions,
     pub systemd_cgroup: bool,
 }
@@ -33,6 +36,8 @@ pub struct CreateArgs<'a> {
 /// A created container, as its creator sees it.
 pub struct Created {
     pub state: State,
+    /// Whether the process has a terminal (its master was sent to the console socket).
+    pub terminal: bool,
     /// A pidfd of the init (the creator is its parent).
     pub pidfd: OwnedFd,
 }
@@ -61,7 +66,7 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
     let dir = ContainerDir::new(root, args.id)?;
     let bundle = Bundle::load(args.bundle)?;
     let mut opts = args.opts.clone();
-    opts.console_socket = args.console_socket.is_some();
+    opts.console_socket = args.console_socket.is_some() || args.console_fd.is_some();
     let plan = Plan::new(args.id, &bundle.dir, &bundle.spec, &opts)?;
     if !plan.rootfs.is_dir() {
         return Err(Error::Config(format!(
@@ -122,13 +127,20 @@ fn create_in(
     let fifo = open(&fifo_path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| Error::Os(format!("open {}", fifo_path.display()), e))?;
 
-    let console = match args.console_socket {
-        Some(p) if plan.process.terminal => {
+    let console = match (args.console_socket, args.console_fd) {
+        _ if !plan.process.terminal => None,
+        (Some(p), _) => {
             let s = UnixStream::connect(p)
                 .map_err(|e| Error::Config(format!("--console-socket {}: {e}", p.display())))?;
             Some(OwnedFd::from(s))
         }
-        _ => None,
+        (None, Some(fd)) => Some(fd.try_clone().map_err(|e| {
+            Error::Os(
+                "dup console socket".into(),
+                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+            )
+        })?),
+        (None, None) => None,
     };
 
     let mut join = Vec::new();
@@ -267,7 +279,11 @@ fn create_in(
     }
     undo.child = None;
     undo.cgroup = None;
-    Ok(Created { state, pidfd })
+    Ok(Created {
+        state,
+        terminal: plan.process.terminal,
+        pidfd,
+    })
 }
 
 /// A descriptor of this process's current namespace for children of `kind`,

@@ -1,7 +1,7 @@
 //! `run`: create and start in one call; in the foreground, forward signals to
 //! the container, wait for it, delete it and exit with its status.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
@@ -42,23 +42,45 @@ pub fn run(root: &Path, args: &CreateArgs<'_>, detach: bool, keep: bool) -> Resu
     // Orphans of the container (without a pid namespace) come back to us to reap.
     let _ = nix::sys::prctl::set_child_subreaper(true);
 
-    let created = create(root, args)?;
-    start_or_destroy(root, args.id)?;
-    let init = created.state.pid;
-    let code = loop {
-        let info = match sfd.read_signal() {
-            Ok(Some(i)) => i,
-            Ok(None) => continue,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(Error::Os("read signalfd".into(), e)),
-        };
-        if info.ssi_signo == Signal::SIGCHLD as u32 {
-            if let Some(code) = reap(init) {
-                break code;
+    // Without --console-socket, a terminal is served here: the master comes
+    // back over a socket pair and is copied to and from our own stdio.
+    let pair = match args.console_socket {
+        None => Some(
+            nix::sys::socket::socketpair(
+                nix::sys::socket::AddressFamily::Unix,
+                nix::sys::socket::SockType::Stream,
+                None,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(|e| Error::Os("socketpair".into(), e))?,
+        ),
+        Some(_) => None,
+    };
+    let local = CreateArgs {
+        id: args.id,
+        bundle: args.bundle,
+        pid_file: args.pid_file,
+        console_socket: args.console_socket,
+        console_fd: pair.as_ref().map(|p| &p.1),
+        opts: args.opts.clone(),
+        systemd_cgroup: args.systemd_cgroup,
+    };
+    let created = create(root, &local)?;
+    let master = match (&pair, created.terminal) {
+        (Some((ours, _)), true) => match crate::console::recv_master(ours) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = super::delete::delete(root, args.id, true);
+                return Err(Error::Init(e.to_string()));
             }
-        } else {
-            let _ = pidfd_send_signal(created.pidfd.as_fd(), info.ssi_signo as i32);
-        }
+        },
+        _ => None,
+    };
+    drop(pair);
+    start_or_destroy(root, args.id)?;
+    let code = match master {
+        Some(m) => serve_terminal(&sfd, &created, m)?,
+        None => wait_forwarding(&sfd, &created)?,
     };
     if !keep {
         let dir = ContainerDir::new(root, args.id)?;
@@ -66,6 +88,110 @@ pub fn run(root: &Path, args: &CreateArgs<'_>, detach: bool, keep: bool) -> Resu
         let _ = super::delete::destroy(&dir, &created.state)?;
     }
     Ok(code)
+}
+
+/// Waits for the init to exit, forwarding every other signal to it.
+fn wait_forwarding(sfd: &SignalFd, created: &super::create::Created) -> Result<i32, Error> {
+    loop {
+        let info = match sfd.read_signal() {
+            Ok(Some(i)) => i,
+            Ok(None) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::Os("read signalfd".into(), e)),
+        };
+        if info.ssi_signo == Signal::SIGCHLD as u32 {
+            if let Some(code) = reap(created.state.pid) {
+                return Ok(code);
+            }
+        } else {
+            let _ = pidfd_send_signal(created.pidfd.as_fd(), info.ssi_signo as i32);
+        }
+    }
+}
+
+/// As [`wait_forwarding`], while copying our stdin to the pty master and the
+/// master to our stdout, with our terminal (if any) in raw mode and its window
+/// size passed on.
+fn serve_terminal(
+    sfd: &SignalFd,
+    created: &super::create::Created,
+    master: OwnedFd,
+) -> Result<i32, Error> {
+    use std::io::Write;
+    let stdin = std::io::stdin();
+    let _raw = crate::console::RawMode::enable(stdin.as_fd());
+    crate::console::copy_winsize(0, master.as_raw_fd());
+    let mut stdin_open = true;
+    let mut master_open = true;
+    let mut code = None;
+    let mut buf = [0u8; 8192];
+    let mut out = std::io::stdout().lock();
+    while code.is_none() || master_open {
+        let mut fds = [
+            libc::pollfd {
+                fd: sfd.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if master_open { master.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stdin_open && code.is_none() { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // Once the init has exited, only drain what the pty still holds.
+        let timeout = if code.is_some() { 100 } else { -1 };
+        // SAFETY: three valid pollfd structs for the call's duration.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout) };
+        if n < 0 {
+            if nix::errno::Errno::last() == nix::errno::Errno::EINTR {
+                continue;
+            }
+            return Err(Error::Os("poll".into(), nix::errno::Errno::last()));
+        }
+        if n == 0 {
+            break;
+        }
+        if fds[0].revents != 0
+            && let Ok(Some(info)) = sfd.read_signal()
+        {
+            match info.ssi_signo as i32 {
+                libc::SIGCHLD => code = code.or(reap(created.state.pid)),
+                libc::SIGWINCH => crate::console::copy_winsize(0, master.as_raw_fd()),
+                sig => {
+                    let _ = pidfd_send_signal(created.pidfd.as_fd(), sig);
+                }
+            }
+        }
+        if fds[1].revents != 0 {
+            match nix::unistd::read(master.as_fd(), &mut buf) {
+                Ok(0) | Err(nix::errno::Errno::EIO) => master_open = false,
+                Ok(n) => {
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+                Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+                Err(_) => master_open = false,
+            }
+        }
+        if fds[2].revents != 0 {
+            match nix::unistd::read(stdin.as_fd(), &mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    let _ = nix::unistd::write(&master, &buf[..n]);
+                }
+            }
+        }
+    }
+    match code {
+        Some(c) => Ok(c),
+        // The pty closed before the exit was seen: wait for it now.
+        None => wait_forwarding(sfd, created),
+    }
 }
 
 /// Reaps every exited child; returns the init's exit code once it has exited.
