@@ -64,6 +64,17 @@ impl Default for NamespacePlan {
 }
 
 impl NamespacePlan {
+    /// Whether new namespaces must be made inside a joined user namespace: then
+    /// the init joins it first and unshares them itself (clone3 would make them
+    /// belong to the host's user namespace).
+    pub fn new_inside_joined_user(&self) -> bool {
+        !self.new.is_empty()
+            && self
+                .join
+                .iter()
+                .any(|j| j.kind == CloneFlags::CLONE_NEWUSER)
+    }
+
     /// Whether the container has the namespace, new or joined.
     pub fn has(&self, kind: CloneFlags) -> bool {
         self.new.contains(kind) || self.join.iter().any(|j| j.kind == kind)
@@ -495,19 +506,6 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<NamespacePlan, PlanErr
         return err(
             "linux.namespaces",
             "a mount namespace is required: without one the rootfs set-up would change the host",
-        );
-    }
-    if plan
-        .join
-        .iter()
-        .any(|j| j.kind == CloneFlags::CLONE_NEWUSER)
-        && !(plan.new & !CloneFlags::CLONE_NEWUSER).is_empty()
-    {
-        // New namespaces must belong to the joined user namespace, which needs a
-        // second fork in it; until that exists, say so rather than get it wrong.
-        return err(
-            "linux.namespaces",
-            "joining a user namespace by path while creating other namespaces is not supported yet",
         );
     }
     Ok(plan)

@@ -450,3 +450,46 @@ fn foreground_run_serves_the_terminal_itself() {
     assert!(out.contains("on-tty\r\n"), "{out:?}");
     assert!(!b.root.join("fgtty").exists());
 }
+
+#[test]
+fn joined_user_namespace_owns_the_new_namespaces() {
+    let userns = |b: &mut Bundle| {
+        let mut ns = b.config["linux"]["namespaces"].as_array().unwrap().clone();
+        ns.push(json!({"type": "user"}));
+        b.config["linux"]["namespaces"] = json!(ns);
+        b.config["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        b.config["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    };
+    let mut b1 = Bundle::new(&["sleep", "60"]);
+    userns(&mut b1);
+    let c1 = b1.create("userowner");
+    let user_path = format!("/proc/{}/ns/user", c1.pid());
+    let want = fs::read_link(&user_path).unwrap();
+
+    // Joins the first container's user namespace and makes all others anew in it.
+    let mut b2 = Bundle::sh(
+        "readlink /proc/self/ns/user; echo pid=$$; id -u; tr -s ' ' < /proc/self/uid_map; hostname",
+    );
+    let mut ns = b2.config["linux"]["namespaces"].as_array().unwrap().clone();
+    ns.push(json!({"type": "user", "path": user_path}));
+    b2.config["linux"]["namespaces"] = json!(ns);
+    b2.config["hostname"] = json!("joined");
+    let out = run_ok(&b2, "userjoin");
+    let lines: Vec<String> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            want.to_str().unwrap(),
+            "pid=1",
+            "0",
+            "0 200000 65536",
+            "joined"
+        ],
+        "{out}"
+    );
+}

@@ -182,13 +182,23 @@ fn create_in(
     }
 
     let (parent_chan, child_chan) = sync::pair().map_err(|e| Error::Init(e.to_string()))?;
+    // New namespaces inside a joined user namespace are made by the init itself.
+    let (clone_flags, unshare) = if plan.ns.new_inside_joined_user() {
+        (CloneFlags::empty(), flags)
+    } else {
+        (flags, CloneFlags::empty())
+    };
     let prep = Prepared {
         join,
         fifo,
         console,
         idmap_userns,
+        unshare,
     };
-    let cloned = clone3(flags.bits() as u64, cgroup_fd.as_ref().map(|f| f.as_fd()));
+    let cloned = clone3(
+        clone_flags.bits() as u64,
+        cgroup_fd.as_ref().map(|f| f.as_fd()),
+    );
     if let Ok((Forked::Child, _)) = cloned {
         drop(parent_chan);
         drop(restore);
@@ -199,7 +209,7 @@ fn create_in(
     for (kind, fd) in restore {
         let _ = nix::sched::setns(fd.as_fd(), kind);
     }
-    let (pid, pidfd, placed) = match cloned.map_err(|e| Error::Os("clone3".into(), e))? {
+    let (mut pid, mut pidfd, placed) = match cloned.map_err(|e| Error::Os("clone3".into(), e))? {
         (Forked::Parent { pid, pidfd }, placed) => (pid, pidfd, placed),
         (Forked::Child, _) => unreachable!("the child never returns from init::run"),
     };
@@ -226,17 +236,34 @@ fn create_in(
             .map_err(|e| Error::Init(e.to_string()))?;
     }
 
-    let hook_state = HookState {
-        oci_version: &plan.oci_version,
-        id: &plan.id,
-        status: "creating",
-        pid,
-        bundle: &plan.bundle,
-        annotations: &plan.annotations,
-    };
     loop {
+        let hook_state = HookState {
+            oci_version: &plan.oci_version,
+            id: &plan.id,
+            status: "creating",
+            pid,
+            bundle: &plan.bundle,
+            annotations: &plan.annotations,
+        };
         match parent_chan.recv() {
             Ok(Msg::Ready) => break,
+            Ok(Msg::Pid(init)) => {
+                // The intermediate forked the init into its new pid namespace and
+                // exits: reap it and follow the init instead.
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                pid = init;
+                pidfd = crate::process::clone::pidfd_open(pid)
+                    .map_err(|e| Error::Os(format!("pidfd_open {pid}"), e))?;
+                undo.child = Some((
+                    pid,
+                    pidfd.try_clone().map_err(|e| {
+                        Error::Os(
+                            "dup pidfd".into(),
+                            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+                        )
+                    })?,
+                ));
+            }
             Ok(Msg::RuntimeHooks) => {
                 #[allow(deprecated)]
                 let prestart = plan.hooks.prestart().clone().unwrap_or_default();

@@ -25,6 +25,8 @@ pub struct Prepared {
     pub console: Option<OwnedFd>,
     /// For each mount, the user namespace of its id mapping, if it has one.
     pub idmap_userns: Vec<Option<OwnedFd>>,
+    /// Namespaces the init must unshare itself, after joining a user namespace.
+    pub unshare: CloneFlags,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,9 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     join_namespaces(&prep.join)?;
     if in_userns && !new_userns {
         become_root_in_userns()?;
+    }
+    if !prep.unshare.is_empty() {
+        unshare_in_joined_user(prep.unshare, chan)?;
     }
     nix::unistd::setsid().map_err(step("setsid"))?;
     if plan.new_keyring {
@@ -201,6 +206,27 @@ fn become_root_in_userns() -> Result<(), InitError> {
     nix::unistd::setresuid(0.into(), 0.into(), 0.into())
         .map_err(step("setresuid(0) in user namespace (is uid 0 mapped?)"))?;
     Ok(())
+}
+
+/// Makes the new namespaces inside the joined user namespace. pid and time
+/// namespaces only apply to children, so the init is then forked into them;
+/// this process reports the init's pid and exits.
+fn unshare_in_joined_user(flags: CloneFlags, chan: &Channel) -> Result<(), InitError> {
+    nix::sched::unshare(flags).map_err(step(format!("unshare {flags:?}")))?;
+    let for_children = CloneFlags::CLONE_NEWPID | CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    if !flags.intersects(for_children) {
+        return Ok(());
+    }
+    match crate::process::clone::clone3(0, None).map_err(step("fork into new pid namespace"))? {
+        (crate::process::clone::Forked::Child, _) => Ok(()),
+        (crate::process::clone::Forked::Parent { pid, .. }, _) => {
+            // This process is in the parent's pid namespace (a pid namespace
+            // cannot be both new and joined), so the pid means the same there.
+            let _ = chan.send(&Msg::Pid(pid));
+            // SAFETY: _exit skips destructors that belong to the init.
+            unsafe { libc::_exit(0) }
+        }
+    }
 }
 
 fn join_namespaces(join: &[(CloneFlags, OwnedFd)]) -> Result<(), InitError> {

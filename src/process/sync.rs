@@ -20,6 +20,9 @@ pub enum Msg {
     Ready,
     /// init → parent: a step failed.
     Error(String),
+    /// intermediate → parent: the init is this (host) pid; the intermediate
+    /// process that made it exits.
+    Pid(i32),
 }
 
 impl Msg {
@@ -29,6 +32,11 @@ impl Msg {
             Msg::RuntimeHooks => vec![b'H'],
             Msg::HooksDone => vec![b'D'],
             Msg::Ready => vec![b'R'],
+            Msg::Pid(p) => {
+                let mut v = vec![b'P'];
+                v.extend_from_slice(&p.to_le_bytes());
+                v
+            }
             Msg::Error(s) => {
                 let mut v = vec![b'E'];
                 v.extend_from_slice(s.as_bytes());
@@ -44,6 +52,7 @@ impl Msg {
             b'D' => Msg::HooksDone,
             b'R' => Msg::Ready,
             b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
+            b'P' => Msg::Pid(i32::from_le_bytes(b.get(1..5)?.try_into().ok()?)),
             _ => return None,
         })
     }
@@ -120,8 +129,10 @@ mod tests {
         let (a, b) = pair().unwrap();
         a.send(&Msg::Error("boom: x".into())).unwrap();
         a.send(&Msg::Ready).unwrap();
+        a.send(&Msg::Pid(123456)).unwrap();
         assert_eq!(b.recv().unwrap(), Msg::Error("boom: x".into()));
         assert!(b.expect(Msg::Ready).is_ok());
+        assert_eq!(b.recv().unwrap(), Msg::Pid(123456));
         drop(a);
         assert!(matches!(b.recv(), Err(SyncError::Closed)));
     }
