@@ -177,8 +177,14 @@ fn reserve_preserved_fds(n: u32) {
 }
 
 fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs<'a> {
-    if f.preserve_fds > 0 {
-        reserve_preserved_fds(f.preserve_fds);
+    // systemd socket activation: LISTEN_FDS descriptors from 3 up are the
+    // container's too (they come before any --preserve-fds ones in runc's count).
+    let listen_fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    if f.preserve_fds + listen_fds > 0 {
+        reserve_preserved_fds(f.preserve_fds + listen_fds);
     }
     CreateArgs {
         id,
@@ -191,6 +197,7 @@ fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs
             no_new_keyring: f.no_new_keyring,
             preserve_fds: f.preserve_fds,
             console_socket: f.console_socket.is_some(),
+            listen_fds,
         },
         systemd_cgroup: systemd,
     }

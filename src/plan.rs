@@ -36,6 +36,9 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub console_socket: bool,
+    /// Socket-activation descriptors (systemd's LISTEN_FDS) passed on to the
+    /// container after the preserved ones, as runc does.
+    pub listen_fds: u32,
 }
 
 /// A namespace to join by path.
@@ -222,7 +225,21 @@ impl Plan {
         let (uid_map, gid_map) = id_maps(&linux, &ns)?;
 
         let process = match spec.process() {
-            Some(p) => process_plan(p, "process")?,
+            Some(p) => {
+                let mut pp = process_plan(p, "process")?;
+                if opts.listen_fds > 0 {
+                    pp.env.retain(|e| {
+                        let b = e.as_bytes();
+                        !b.starts_with(b"LISTEN_FDS=") && !b.starts_with(b"LISTEN_PID=")
+                    });
+                    pp.env.push(cstring(
+                        &format!("LISTEN_FDS={}", opts.listen_fds),
+                        "LISTEN_FDS",
+                    )?);
+                    pp.env.push(cstring("LISTEN_PID=1", "LISTEN_PID")?);
+                }
+                pp
+            }
             None => return err("process", "missing: the container needs a process to run"),
         };
         if process.terminal && !opts.console_socket {
@@ -435,7 +452,7 @@ impl Plan {
             oci_version: spec.version().clone(),
             no_pivot: opts.no_pivot,
             new_keyring: !opts.no_new_keyring,
-            preserve_fds: opts.preserve_fds,
+            preserve_fds: opts.preserve_fds + opts.listen_fds,
         })
     }
 }
@@ -1134,6 +1151,20 @@ mod tests {
             p.time_offsets.as_deref(),
             Some("boottime -5 7\nmonotonic 10 0\n")
         );
+    }
+
+    #[test]
+    fn listen_fds_are_preserved_and_announced() {
+        let opts = CreateOptions {
+            preserve_fds: 2,
+            listen_fds: 3,
+            ..Default::default()
+        };
+        let json = with(serde_json::json!({"process":{"env":["PATH=/bin","LISTEN_FDS=9"]}}));
+        let p = Plan::new("c1", Path::new("/b"), &spec(&json), &opts).unwrap();
+        assert_eq!(p.preserve_fds, 5);
+        let env: Vec<_> = p.process.env.iter().map(|e| e.to_str().unwrap()).collect();
+        assert_eq!(env, ["PATH=/bin", "LISTEN_FDS=3", "LISTEN_PID=1"]);
     }
 
     #[test]

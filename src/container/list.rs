@@ -62,7 +62,8 @@ pub fn list(root: &Path, format: Format, quiet: bool, out: &mut dyn Write) -> st
             let mut widths = [0usize; 6];
             for row in std::iter::once(&head).chain(table.iter()) {
                 for (w, c) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(c.len());
+                    // As runc's tabwriter: cells padded by 3, columns at least 12 wide.
+                    *w = (*w).max(c.len() + 3).max(12);
                 }
             }
             for row in std::iter::once(&head).chain(table.iter()) {
@@ -71,7 +72,7 @@ pub fn list(root: &Path, format: Format, quiet: bool, out: &mut dyn Write) -> st
                     if i + 1 == row.len() {
                         line.push_str(c);
                     } else {
-                        line.push_str(&format!("{c:<w$}", w = widths[i] + 4));
+                        line.push_str(&format!("{c:<w$}", w = widths[i]));
                     }
                 }
                 writeln!(out, "{line}")?;
