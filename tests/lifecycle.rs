@@ -386,6 +386,11 @@ fn hooks_run_in_order_with_state() {
         serde_json::from_str(lines[i].split_once(' ').unwrap().1).unwrap()
     };
     assert_eq!(st(0)["status"], "creating");
+    // Hooks in the container namespace see the pid as the container does (config.md, POSIX-platform Hooks).
+    assert_eq!(st(1)["status"], "creating");
+    assert_eq!(st(1)["pid"], 1);
+    assert_eq!(st(2)["status"], "created");
+    assert_eq!(st(2)["pid"], 1);
     assert_eq!(st(0)["pid"], pid);
     assert_eq!(st(3)["status"], "running");
     assert_eq!(st(4)["status"], "stopped");

@@ -10,6 +10,24 @@ use nix::sys::stat::Mode;
 use super::{Error, Status, load};
 use crate::hooks::{self, HookState};
 
+/// Waits until the init has exec'd the user process (or died): its end of the
+/// fifo is close-on-exec, and a pipe's writer sees POLLERR once no reader is left.
+fn wait_for_exec(fd: &std::os::fd::OwnedFd) {
+    let mut pfd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(fd),
+        events: 0,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd for the call's duration.
+        let r = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if r < 0 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        return;
+    }
+}
+
 pub fn start(root: &Path, id: &str) -> Result<(), Error> {
     let (dir, mut st) = load(root, id)?;
     let _lock = dir.lock()?;
@@ -36,6 +54,7 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
         Err(e) => return Err(Error::Os(format!("open {}", fifo.display()), e)),
     };
     nix::unistd::write(&fd, b"0").map_err(|e| Error::Os(format!("write {}", fifo.display()), e))?;
+    wait_for_exec(&fd);
     drop(fd);
     let _ = std::fs::remove_file(&fifo);
     st.started = true;

@@ -132,7 +132,7 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
         chan.expect(Msg::HooksDone).map_err(sync_err)?;
     }
     let create_container = plan.hooks.create_container().clone().unwrap_or_default();
-    hooks::run("createContainer", &create_container, &state("created"))?;
+    hooks::run("createContainer", &create_container, &state("creating"))?;
 
     if setup_rootfs {
         if plan.no_pivot {
@@ -184,10 +184,11 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     chan.send(&Msg::Ready)
         .map_err(|e| InitError::Sync(e.to_string()))?;
     wait_for_start(&prep.fifo)?;
-    drop(prep.fifo);
+    // The fifo stays open (close-on-exec) until exec: `start` waits for it to
+    // close, so poststart hooks run only once the user's process is running.
 
     let start_container = plan.hooks.start_container().clone().unwrap_or_default();
-    hooks::run("startContainer", &start_container, &state("running"))?;
+    hooks::run("startContainer", &start_container, &state("created"))?;
     Err(exec::exec(&path, p).into())
 }
 
