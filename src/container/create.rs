@@ -134,12 +134,7 @@ fn create_in(
                 .map_err(|e| Error::Config(format!("--console-socket {}: {e}", p.display())))?;
             Some(OwnedFd::from(s))
         }
-        (None, Some(fd)) => Some(fd.try_clone().map_err(|e| {
-            Error::Os(
-                "dup console socket".into(),
-                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
-            )
-        })?),
+        (None, Some(fd)) => Some(dup_fd(fd)?),
         (None, None) => None,
     };
 
@@ -215,15 +210,7 @@ fn create_in(
     };
     drop(child_chan);
     drop(prep);
-    undo.child = Some((
-        pid,
-        pidfd.try_clone().map_err(|e| {
-            Error::Os(
-                "dup pidfd".into(),
-                nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
-            )
-        })?,
-    ));
+    undo.child = Some((pid, dup_fd(&pidfd)?));
     if let (Some(cg), false) = (&cgroup, placed) {
         cg.add(pid)?;
     }
@@ -254,15 +241,7 @@ fn create_in(
                 pid = init;
                 pidfd = crate::process::clone::pidfd_open(pid)
                     .map_err(|e| Error::Os(format!("pidfd_open {pid}"), e))?;
-                undo.child = Some((
-                    pid,
-                    pidfd.try_clone().map_err(|e| {
-                        Error::Os(
-                            "dup pidfd".into(),
-                            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
-                        )
-                    })?,
-                ));
+                undo.child = Some((pid, dup_fd(&pidfd)?));
             }
             Ok(Msg::RuntimeHooks) => {
                 #[allow(deprecated)]
@@ -310,6 +289,15 @@ fn create_in(
         state,
         terminal: plan.process.terminal,
         pidfd,
+    })
+}
+
+fn dup_fd(fd: &OwnedFd) -> Result<OwnedFd, Error> {
+    fd.try_clone().map_err(|e| {
+        Error::Os(
+            "dup".into(),
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+        )
     })
 }
 
