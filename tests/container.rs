@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::fs;
+use std::path::Path;
 
 #[test]
 fn hostname_and_pid_1() {
@@ -402,9 +403,10 @@ fn oom_score_adj_and_personality() {
 
 #[test]
 fn mount_destination_symlink_stays_in_rootfs() {
-    // /data/link points at an absolute host path; the mount must land inside the
-    // rootfs where that path resolves with the rootfs as /, never on the host.
-    let mut b = Bundle::sh("true");
+    // Mount destinations that are symlinks pointing out of the rootfs, absolute
+    // and by `..`: the mounts must land inside the rootfs, where the links
+    // resolve with the rootfs as /, and nothing may appear on the host.
+    let mut b = Bundle::sh("touch /data/abs/proof /data/rel/proof");
     let rootfs_copy = b.dir.join("rootfs");
     let out = std::process::Command::new("cp")
         .arg("-a")
@@ -413,28 +415,35 @@ fn mount_destination_symlink_stays_in_rootfs() {
         .status()
         .unwrap();
     assert!(out.success());
-    let host_target = b.dir.parent().unwrap().join("host-target");
-    fs::create_dir_all(&host_target).unwrap();
-    std::os::unix::fs::symlink(&host_target, rootfs_copy.join("data/link")).unwrap();
-    let _ = fs::remove_dir(rootfs_copy.join("data/link"));
+    let name = format!("husk-escape-{}", std::process::id());
+    let host_target = Path::new("/").join(&name);
+    assert!(!host_target.exists());
+    std::os::unix::fs::symlink(&host_target, rootfs_copy.join("data/abs")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../../../../../../../{name}-rel"),
+        rootfs_copy.join("data/rel"),
+    )
+    .unwrap();
     b.config["root"]["path"] = json!(rootfs_copy);
     b.config["root"]["readonly"] = json!(false);
-    b.config["mounts"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"destination": "/data/link", "type": "tmpfs", "source": "tmpfs"}));
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/data/abs", "type": "tmpfs", "source": "tmpfs"}));
+    mounts.push(json!({"destination": "/data/rel", "type": "tmpfs", "source": "tmpfs"}));
     let o = b.run("symdest");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        !host_mounts_mention(host_target.to_str().unwrap()),
-        "mounted on the host path"
+        !host_target.exists(),
+        "{} was created on the host",
+        host_target.display()
     );
-    // The tmpfs went where the link points inside the rootfs.
-    let inside = rootfs_copy.join(host_target.strip_prefix("/").unwrap());
+    assert!(!Path::new("/").join(format!("{name}-rel")).exists());
     assert!(
-        inside.is_dir(),
-        "{} not created inside the rootfs",
-        inside.display()
+        rootfs_copy.join(&name).is_dir(),
+        "not created inside the rootfs"
+    );
+    assert!(
+        rootfs_copy.join(format!("{name}-rel")).is_dir(),
+        "not created inside the rootfs"
     );
 }
 
