@@ -10,5 +10,6 @@ if ! command -v runc >/dev/null || ! command -v crun >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun >/dev/null
 fi
 cargo build --release --quiet -p husk -p husk-bench
-exec target/release/husk-bench --husk target/release/husk --floor target/release/bench-floor \
+bin=target/x86_64-unknown-linux-gnu/release
+exec $bin/husk-bench --husk $bin/husk --floor $bin/bench-floor \
   --runc "$(command -v runc)" --crun "$(command -v crun)" "$@"

@@ -11,4 +11,4 @@ trap 'rm -rf "$out"' EXIT
 RUNTIME=$(command -v runc) bash conformance/run.sh --json "$out/runc.json" >/dev/null || true
 RUNTIME=$PWD/conformance/runtimes/crun-hybrid.sh bash conformance/run.sh --json "$out/crun.json" >/dev/null || true
 bash conformance/run.sh --json "$out/husk.json" >/dev/null || true
-target/release/husk-conformance --table runc="$out/runc.json" crun="$out/crun.json" husk="$out/husk.json"
+target/x86_64-unknown-linux-gnu/release/husk-conformance --table runc="$out/runc.json" crun="$out/crun.json" husk="$out/husk.json"

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --release --quiet
-husk=$PWD/target/release/husk
+husk=$PWD/target/x86_64-unknown-linux-gnu/release/husk
 
 bundle=$(mktemp -d /tmp/husk-demo.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT

@@ -273,9 +273,14 @@ fn main() {
     let rounds: usize = arg(&args, "--rounds")
         .and_then(|r| r.parse().ok())
         .unwrap_or(if quick { 5 } else { 30 });
-    let husk = PathBuf::from(arg(&args, "--husk").unwrap_or_else(|| "target/release/husk".into()));
-    let floor =
-        PathBuf::from(arg(&args, "--floor").unwrap_or_else(|| "target/release/bench-floor".into()));
+    let husk = PathBuf::from(
+        arg(&args, "--husk")
+            .unwrap_or_else(|| "target/x86_64-unknown-linux-gnu/release/husk".into()),
+    );
+    let floor = PathBuf::from(
+        arg(&args, "--floor")
+            .unwrap_or_else(|| "target/x86_64-unknown-linux-gnu/release/bench-floor".into()),
+    );
     let runc = PathBuf::from(arg(&args, "--runc").unwrap_or_else(|| "/usr/sbin/runc".into()));
     let crun = PathBuf::from(arg(&args, "--crun").unwrap_or_else(|| "/usr/bin/crun".into()));
     let work = PathBuf::from(format!("/tmp/husk-bench-{}", std::process::id()));
@@ -284,7 +289,7 @@ fn main() {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 
     let hybrid = Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists();
-    let runtimes = vec![
+    let runtimes = [
         Runtime {
             name: "runc",
             bin: runc,
