@@ -502,3 +502,10 @@ fn joined_user_namespace_owns_the_new_namespaces() {
         "{out}"
     );
 }
+
+#[test]
+fn default_umask_is_0022() {
+    // The init works with umask 0 for exact modes; the process gets runc's default.
+    let b = Bundle::sh("umask");
+    assert_eq!(run_ok(&b, "umask"), "0022\n");
+}

@@ -276,7 +276,6 @@ fn create_in(
         shared_pid_ns: !plan.ns.has(CloneFlags::CLONE_NEWPID),
         poststop: plan.hooks.poststop().clone().unwrap_or_default(),
         poststart: plan.hooks.poststart().clone().unwrap_or_default(),
-        started: false,
     };
     dir.save(&state)?;
     if let Some(p) = pid_file {

@@ -29,7 +29,7 @@ fn wait_for_exec(fd: &std::os::fd::OwnedFd) {
 }
 
 pub fn start(root: &Path, id: &str) -> Result<(), Error> {
-    let (dir, mut st) = load(root, id)?;
+    let (dir, st) = load(root, id)?;
     let _lock = dir.lock()?;
     match st.status(&dir) {
         Status::Created => {}
@@ -57,8 +57,6 @@ pub fn start(root: &Path, id: &str) -> Result<(), Error> {
     wait_for_exec(&fd);
     drop(fd);
     let _ = std::fs::remove_file(&fifo);
-    st.started = true;
-    dir.save(&st)?;
 
     if !st.poststart.is_empty() {
         let hs = HookState {

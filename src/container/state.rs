@@ -92,9 +92,6 @@ pub struct State {
     pub poststop: Vec<Hook>,
     #[serde(default)]
     pub poststart: Vec<Hook>,
-    /// Set by `start` once the user process was released.
-    #[serde(default)]
-    pub started: bool,
 }
 
 /// Bounds on container ids: the id names a directory, so it must be one path
@@ -286,7 +283,8 @@ impl State {
         {
             return Status::Paused;
         }
-        if !self.started && dir.fifo().exists() {
+        // `start` removes the exec fifo: while it exists, the init waits.
+        if dir.fifo().exists() {
             Status::Created
         } else {
             Status::Running
@@ -335,7 +333,6 @@ mod tests {
             shared_pid_ns: false,
             poststop: vec![],
             poststart: vec![],
-            started: false,
         };
         d.save(&s).unwrap();
         let l = d.load().unwrap();

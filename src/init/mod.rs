@@ -67,6 +67,9 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     // Non-dumpable while husk's code runs here: other processes in the container
     // cannot open /proc/PID/exe (the husk binary) or our descriptors.
     nix::sys::prctl::set_dumpable(false).map_err(step("prctl(PR_SET_DUMPABLE)"))?;
+    // Modes of what the init makes (mount points, device nodes) are exact; the
+    // process's own umask is set just before exec.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     // `run` blocks signals in the parent before clone; the container must not
     // inherit that mask across exec.
     nix::sys::signal::sigprocmask(

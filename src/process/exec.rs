@@ -83,9 +83,9 @@ pub fn set_process_attrs(p: &ProcessPlan) -> Result<()> {
             return Err(step("process.ioPriority")(Errno::last()));
         }
     }
-    if let Some(mask) = p.umask {
-        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask & 0o777));
-    }
+    // 0022 when the config sets none, as runc does.
+    let mask = p.umask.unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask & 0o777));
     Ok(())
 }
 

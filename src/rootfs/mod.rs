@@ -44,7 +44,11 @@ pub fn prepare(plan: &Plan) -> Result<()> {
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
         .map_err(fail("make / rslave", Path::new("/")))?;
-    make_parent_private(&plan.rootfs)?;
+    if flags.contains(MsFlags::MS_SHARED) {
+        // Only a shared parent mount stops pivot_root; reading mountinfo to find
+        // it is costly, so it is done only when / was made shared.
+        make_parent_private(&plan.rootfs)?;
+    }
     // A bind of the rootfs onto itself makes it a mount point even when it is a
     // plain directory, which pivot_root(2) requires.
     mount(
@@ -134,16 +138,18 @@ fn mount_one(
         let bind = o.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
         mount(Some(src), &tpath, None::<&str>, bind, None::<&str>)
             .map_err(fail(step("bind mount"), &m.destination))?;
-        // A bind mount ignores other flags: they need a remount. Re-open the
-        // target, since the descriptor still points at what is now covered.
-        let target =
-            open_in_root(root, &m.destination).map_err(fail(step("reopen"), &m.destination))?;
+        // A bind mount ignores other flags: they need a remount.
         let extra = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-        if !extra.is_empty() {
-            remount_bind(&proc_fd_path(&target), extra)
-                .map_err(fail(step("remount bind"), &m.destination))?;
+        if !extra.is_empty() || needs_finish(m) {
+            // Re-opened: the descriptor still points at what is now covered.
+            let target =
+                open_in_root(root, &m.destination).map_err(fail(step("reopen"), &m.destination))?;
+            if !extra.is_empty() {
+                remount_bind(&proc_fd_path(&target), extra)
+                    .map_err(fail(step("remount bind"), &m.destination))?;
+            }
+            finish_mount(m, &target, &step, userns)?;
         }
-        finish_mount(m, &target, &step, userns)?;
         return Ok(());
     }
 
@@ -186,9 +192,18 @@ fn mount_one(
         }
         Err(e) => return Err(fail(step(&format!("mount {fstype}")), &m.destination)(e)),
     }
+    if !needs_finish(m) {
+        return Ok(());
+    }
     let target =
         open_in_root(root, &m.destination).map_err(fail(step("reopen"), &m.destination))?;
     finish_mount(m, &target, &step, userns)
+}
+
+/// Whether a mount has anything left to apply once mounted.
+fn needs_finish(m: &MountPlan) -> bool {
+    let o = &m.options;
+    !o.propagation.is_empty() || o.rec_set != 0 || o.rec_clear != 0 || o.idmap.is_some()
 }
 
 /// Propagation and recursive attributes, applied to the new mount.
@@ -351,11 +366,19 @@ fn idmap_mount(
 /// Makes the device nodes: mknod where allowed; inside a user namespace, where
 /// mknod is refused, a bind mount of the host's node onto an empty file.
 pub fn create_devices(devices: &[DevicePlan], root: &OwnedFd, in_userns: bool) -> Result<()> {
+    // Most devices share /dev: resolve each parent directory once.
+    let mut parent_fd: Option<(PathBuf, OwnedFd)> = None;
     for d in devices {
         let parent = d.path.parent().unwrap_or(Path::new("/"));
         let name = d.path.file_name().unwrap_or_default();
-        let pfd =
-            create_in_root(root, parent, Kind::Dir).map_err(fail("create device dir", parent))?;
+        if parent_fd.as_ref().is_none_or(|(p, _)| p != parent) {
+            let fd = create_in_root(root, parent, Kind::Dir)
+                .map_err(fail("create device dir", parent))?;
+            parent_fd = Some((parent.to_path_buf(), fd));
+        }
+        let Some((_, pfd)) = parent_fd.as_ref() else {
+            continue;
+        };
         if in_userns {
             // The host node must be the device the plan names, not whatever
             // happens to be at that path on the host.
@@ -381,37 +404,29 @@ pub fn create_devices(devices: &[DevicePlan], root: &OwnedFd, in_userns: bool) -
             .map_err(fail("bind device", &d.path))?;
             continue;
         }
-        match nix::unistd::unlinkat(&pfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
-            Ok(()) | Err(Errno::ENOENT) => {}
-            Err(e) => return Err(fail("remove old device", &d.path)(e)),
-        }
+        // The init runs with umask 0, so the mode is exact.
         let kind = SFlag::from_bits_truncate(d.kind);
-        mknodat(
-            &pfd,
-            name,
-            kind,
-            Mode::from_bits_truncate(d.mode),
-            makedev(d.major, d.minor),
-        )
-        .map_err(fail("mknod", &d.path))?;
-        // mknod is subject to the umask: set the mode and owner exactly.
-        let node = nix::fcntl::openat(
-            &pfd,
-            name,
-            OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(fail("open device", &d.path))?;
-        let p = proc_fd_path(&node);
-        nix::unistd::chown(&p, Some(d.uid.into()), Some(d.gid.into()))
+        let mode = Mode::from_bits_truncate(d.mode);
+        let dev = makedev(d.major, d.minor);
+        match mknodat(pfd, name, kind, mode, dev) {
+            Ok(()) => {}
+            Err(Errno::EEXIST) => {
+                nix::unistd::unlinkat(pfd, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                    .map_err(fail("remove old device", &d.path))?;
+                mknodat(pfd, name, kind, mode, dev).map_err(fail("mknod", &d.path))?;
+            }
+            Err(e) => return Err(fail("mknod", &d.path)(e)),
+        }
+        if d.uid != 0 || d.gid != 0 {
+            nix::unistd::fchownat(
+                pfd,
+                name,
+                Some(d.uid.into()),
+                Some(d.gid.into()),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
             .map_err(fail("chown device", &d.path))?;
-        nix::sys::stat::fchmodat(
-            nix::fcntl::AT_FDCWD,
-            &p,
-            Mode::from_bits_truncate(d.mode),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        )
-        .map_err(fail("chmod device", &d.path))?;
+        }
     }
     Ok(())
 }
