@@ -97,7 +97,9 @@ impl Channel {
     }
 
     pub fn recv(&self) -> Result<Msg, SyncError> {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Messages are small (a tag, or an error line): a stack buffer is enough
+        // and costs no allocation.
+        let mut buf = [0u8; 4096];
         loop {
             match nix::unistd::read(self.0.as_fd(), &mut buf) {
                 Err(Errno::EINTR) => continue,
