@@ -120,6 +120,35 @@ pub enum Cmd {
     },
     /// Print what this runtime supports, as OCI features JSON.
     Features,
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List a container's processes.
+    Ps {
+        #[arg(short = 'f', long, value_enum, default_value = "table")]
+        format: list::Format,
+        id: String,
+        /// Accepted for runc compatibility (runc passes them to ps(1)).
+        #[arg(trailing_var_arg = true, hide = true)]
+        ps_args: Vec<String>,
+    },
+    /// Change a running container's resources.
+    Update {
+        #[command(flatten)]
+        flags: container::update::UpdateFlags,
+        id: String,
+    },
+    /// Print stats and OOM events of a container.
+    Events {
+        /// Print one stats event and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between stats events (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+        id: String,
+    },
 }
 
 /// Parses the command line, runs the command, and returns the exit code.
@@ -252,6 +281,29 @@ fn dispatch(root: &Path, systemd: bool, cmd: Cmd, logger: &Logger) -> Result<i32
                 serde_json::to_string_pretty(&spec).map_err(|e| Error::Config(e.to_string()))?;
             std::fs::write(&path, text + "\n")
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        }
+        Cmd::Pause { id } => container::pause::pause(root, &id)?,
+        Cmd::Resume { id } => container::pause::resume(root, &id)?,
+        Cmd::Ps { format, id, .. } => {
+            let stdout = std::io::stdout();
+            container::ps::ps(root, &id, format == list::Format::Json, &mut stdout.lock())?;
+        }
+        Cmd::Update { flags, id } => {
+            let res = container::update::requested(&flags, &mut std::io::stdin())?;
+            container::update::update(root, &id, &res)?;
+        }
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            let interval = humantime::parse_duration(&interval)
+                .map_err(|e| Error::Config(format!("--interval {interval:?}: {e}")))?;
+            if interval.is_zero() {
+                return Err(Error::Config("--interval must be greater than zero".into()));
+            }
+            let stdout = std::io::stdout();
+            container::events::events(root, &id, stats, interval, &mut stdout.lock())?;
         }
         Cmd::Features => {
             let json = serde_json::to_string_pretty(&crate::spec::features())

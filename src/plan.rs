@@ -178,6 +178,8 @@ pub struct Plan {
     pub process: ProcessPlan,
     pub hooks: Hooks,
     pub cgroups_path: Option<PathBuf>,
+    /// Files to write in the container's cgroup (from `linux.resources`).
+    pub cgroup_writes: Vec<crate::cgroups::resources::Write>,
     pub annotations: HashMap<String, String>,
     pub oci_version: String,
     pub no_pivot: bool,
@@ -388,9 +390,10 @@ impl Plan {
         let time_offsets = time_offsets(&linux, &ns)?;
 
         let cgroups_path = linux.cgroups_path().clone();
-        if let Some(res) = linux.resources() {
-            reject_resources(res)?;
-        }
+        let cgroup_writes = match linux.resources() {
+            Some(res) => cgroup_writes(res)?,
+            None => Vec::new(),
+        };
         if linux.seccomp().is_some() {
             return err(
                 "linux.seccomp",
@@ -448,6 +451,7 @@ impl Plan {
             process,
             hooks: spec.hooks().clone().unwrap_or_default(),
             cgroups_path,
+            cgroup_writes,
             annotations: spec.annotations().clone().unwrap_or_default(),
             oci_version: spec.version().clone(),
             no_pivot: opts.no_pivot,
@@ -653,42 +657,21 @@ fn sysctl_path(key: &str, ns: &NamespacePlan) -> Result<PathBuf, PlanError> {
     Ok(PathBuf::from(key.replace('.', "/")))
 }
 
-/// Refuses resource limits that are asked for until the cgroup manager can apply
-/// them: silently running without a limit the user asked for is worse than failing.
-fn reject_resources(r: &oci_spec::runtime::LinuxResources) -> Result<(), PlanError> {
-    let checks: [(&str, bool); 10] = [
-        (
+/// The cgroup writes `linux.resources` asks for. Device rules need an eBPF
+/// program, which is not built yet: refused rather than silently not enforced.
+fn cgroup_writes(
+    r: &oci_spec::runtime::LinuxResources,
+) -> Result<Vec<crate::cgroups::resources::Write>, PlanError> {
+    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return err(
             "linux.resources.devices",
-            r.devices().as_ref().is_some_and(|d| !d.is_empty()),
-        ),
-        ("linux.resources.memory", r.memory().is_some()),
-        ("linux.resources.cpu", r.cpu().is_some()),
-        ("linux.resources.pids", r.pids().is_some()),
-        ("linux.resources.blockIO", r.block_io().is_some()),
-        (
-            "linux.resources.hugepageLimits",
-            r.hugepage_limits().as_ref().is_some_and(|d| !d.is_empty()),
-        ),
-        ("linux.resources.network", r.network().is_some()),
-        (
-            "linux.resources.rdma",
-            r.rdma().as_ref().is_some_and(|d| !d.is_empty()),
-        ),
-        (
-            "linux.resources.unified",
-            r.unified().as_ref().is_some_and(|d| !d.is_empty()),
-        ),
-        ("linux.resources", false),
-    ];
-    for (field, set) in checks {
-        if set {
-            return err(
-                field,
-                "cgroup resource limits are not supported yet by this runtime",
-            );
-        }
+            "device cgroup rules (an eBPF program on cgroup v2) are not supported yet by this runtime",
+        );
     }
-    Ok(())
+    crate::cgroups::resources::writes(r).map_err(|e| PlanError {
+        field: e.field,
+        msg: e.msg,
+    })
 }
 
 fn cap_mask(set: &Option<oci_spec::runtime::Capabilities>, field: &str) -> Result<u64, PlanError> {
@@ -1105,12 +1088,17 @@ mod tests {
     }
 
     #[test]
-    fn resources_refused_until_supported() {
-        let e = plan(&with(
-            serde_json::json!({"linux":{"resources":{"memory":{"limit":1000000}}}}),
+    fn resources_become_cgroup_writes() {
+        let p = plan(&with(
+            serde_json::json!({"linux":{"resources":{"memory":{"limit":1000000},"pids":{"limit":20}}}}),
         ))
+        .unwrap();
+        let files: Vec<_> = p.cgroup_writes.iter().map(|w| w.file.as_str()).collect();
+        assert_eq!(files, ["memory.max", "pids.max"]);
+        let e = plan(&with(serde_json::json!({"linux":{"resources":{"devices":[
+            {"allow":false,"access":"rwm"}]}}})))
         .unwrap_err();
-        assert_eq!(e.field, "linux.resources.memory");
+        assert_eq!(e.field, "linux.resources.devices");
         assert!(
             plan(&with(
                 serde_json::json!({"linux":{"resources":{"devices":[]}}})

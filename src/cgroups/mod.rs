@@ -1,5 +1,7 @@
 //! cgroup v2: finding the unified hierarchy, making the container's cgroup,
-//! freezing, killing and removing it.
+//! applying its resources, freezing, killing and removing it.
+
+pub mod resources;
 
 use std::fs;
 use std::io::ErrorKind;
@@ -24,6 +26,28 @@ pub enum CgroupError {
     },
     #[error("cgroup {path}: still has processes after {secs}s")]
     Busy { path: PathBuf, secs: u64 },
+    #[error(transparent)]
+    Resource(#[from] resources::ResourceError),
+    #[error(
+        "{field}: the {controller} controller is not available in {mount} (cgroup.controllers)"
+    )]
+    NoController {
+        field: String,
+        controller: String,
+        mount: PathBuf,
+    },
+    #[error("{field}: cannot set {file} to {value:?} in {path}: {source}")]
+    Apply {
+        field: String,
+        file: String,
+        value: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("linux.resources: cgroup resources need cgroup v2, and this host has none")]
+    NoV2,
+    #[error("cgroup {path}: timed out waiting for {what}")]
+    Timeout { path: PathBuf, what: &'static str },
 }
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
@@ -140,6 +164,95 @@ impl Cgroup {
             source,
         })
     }
+}
+
+/// Enables the controllers `writes` need in every ancestor's
+/// `cgroup.subtree_control`, from the hierarchy's root down to the container's
+/// parent, so the container's cgroup gets their files.
+pub fn enable_controllers(
+    mount: &Path,
+    rel: &Path,
+    writes: &[resources::Write],
+) -> Result<(), CgroupError> {
+    let needed = resources::controllers(writes);
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let available = fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+    for c in &needed {
+        if !available.split_whitespace().any(|a| a == *c) {
+            let field = writes
+                .iter()
+                .find(|w| w.controller == Some(c))
+                .map(|w| w.field.clone())
+                .unwrap_or_default();
+            return Err(CgroupError::NoController {
+                field,
+                controller: c.to_string(),
+                mount: mount.to_path_buf(),
+            });
+        }
+    }
+    let mut dir = mount.to_path_buf();
+    let comps: Vec<_> = rel.components().collect();
+    for (i, comp) in comps.iter().enumerate() {
+        let ctl = dir.join("cgroup.subtree_control");
+        let enabled = fs::read_to_string(&ctl).unwrap_or_default();
+        let missing: Vec<String> = needed
+            .iter()
+            .filter(|c| !enabled.split_whitespace().any(|e| e == **c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if !missing.is_empty() {
+            fs::write(&ctl, missing.join(" ")).map_err(|source| CgroupError::Io {
+                path: ctl.clone(),
+                op: "enable controllers",
+                source,
+            })?;
+        }
+        if i + 1 < comps.len() {
+            dir.push(comp);
+        }
+    }
+    Ok(())
+}
+
+/// Writes each setting into the cgroup at `path`.
+pub fn apply(path: &Path, writes: &[resources::Write]) -> Result<(), CgroupError> {
+    for w in writes {
+        let file = path.join(&w.file);
+        if let Err(source) = fs::write(&file, &w.value) {
+            return Err(CgroupError::Apply {
+                field: w.field.clone(),
+                file: w.file.clone(),
+                value: w.value.clone(),
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Freezes or thaws the cgroup and waits until `cgroup.events` says so.
+pub fn freeze(path: &Path, frozen: bool) -> Result<(), CgroupError> {
+    let f = path.join("cgroup.freeze");
+    fs::write(&f, if frozen { "1" } else { "0" }).map_err(|source| CgroupError::Io {
+        path: f,
+        op: "write",
+        source,
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_frozen(path) != frozen {
+        if Instant::now() > deadline {
+            return Err(CgroupError::Timeout {
+                path: path.to_path_buf(),
+                what: if frozen { "frozen" } else { "thawed" },
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// The pids in a cgroup.

@@ -113,8 +113,12 @@ fn create_in(
             if cg.created {
                 undo.cgroup = Some(cg.path.clone());
             }
+            // Limits are in place before the process exists.
+            cgroups::enable_controllers(&mount, &rel, &plan.cgroup_writes)?;
+            cgroups::apply(&cg.path, &plan.cgroup_writes)?;
             Some(cg)
         }
+        None if !plan.cgroup_writes.is_empty() => return Err(cgroups::CgroupError::NoV2.into()),
         None => None,
     };
     let cgroup_fd = cgroup.as_ref().map(|c| c.open()).transpose()?;

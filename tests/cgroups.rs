@@ -1,0 +1,169 @@
+//! cgroup v2 behaviour that needs only the unified hierarchy, so it runs on a
+//! hybrid host too: membership, freeze (pause/resume), ps, kill --all through
+//! cgroup.kill, stats, and refusing limits a controller-less hierarchy cannot
+//! enforce. Resource limits themselves are tested in the cgroup v2 guest
+//! (tests/vm/).
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::fs;
+use std::time::Duration;
+
+fn counter(b: &Bundle) -> u64 {
+    let share = b.dir.parent().unwrap().join("share_count");
+    fs::read_to_string(share.join("n"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn pause_stops_and_resume_continues_a_counting_loop() {
+    let mut b = Bundle::sh("i=0; while :; do i=$((i+1)); echo $i > /count/n; sleep 0.01; done");
+    b.share("/count");
+    let c = b.create("pause");
+    c.ok(&["start"]);
+    std::thread::sleep(Duration::from_millis(300));
+    c.ok(&["pause"]);
+    assert_eq!(c.status(), "paused");
+    let frozen_at = counter(&b);
+    assert!(frozen_at > 0, "the loop never ran");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(counter(&b), frozen_at, "the counter moved while paused");
+    let o = c.cmd(&["pause"]);
+    assert!(!o.status.success(), "pausing twice succeeded");
+    c.ok(&["resume"]);
+    assert_eq!(c.status(), "running");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        counter(&b) > frozen_at,
+        "the counter did not move after resume"
+    );
+    let o = c.cmd(&["resume"]);
+    assert!(
+        !o.status.success(),
+        "resuming a running container succeeded"
+    );
+}
+
+#[test]
+fn delete_force_of_a_paused_container() {
+    let b = Bundle::new(&["sleep", "60"]);
+    let c = b.create("pausedel");
+    c.ok(&["start"]);
+    c.ok(&["pause"]);
+    c.ok(&["delete", "--force"]);
+    reap(c.init);
+    assert!(!cgroup_root().join("husk/pausedel").exists());
+}
+
+#[test]
+fn ps_lists_every_process_of_the_container() {
+    let mut b = Bundle::sh("sleep 60 & sleep 60 & echo ready > /s/r; wait");
+    let share = b.share("/s");
+    let c = b.create("ps");
+    c.ok(&["start"]);
+    for _ in 0..200 {
+        if share.join("r").exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = c.cmd(&["ps", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pids: Vec<i64> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    assert!(pids.contains(&(c.pid() as i64)));
+    let o = c.cmd(&["ps"]);
+    let table = stdout(&o);
+    assert!(table.starts_with("PID"), "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.ends_with(" sleep 60")).count(),
+        2,
+        "{table}"
+    );
+}
+
+#[test]
+fn stats_come_from_the_cgroup() {
+    let b = Bundle::sh("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 60");
+    let c = b.create("stats");
+    c.ok(&["start"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let o = c.cmd(&["events", "--stats"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["type"], "stats");
+    assert_eq!(v["id"], "stats");
+    assert!(
+        v["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    assert!(
+        v["data"]["memory"].is_object() && v["data"]["pids"].is_object(),
+        "{v}"
+    );
+}
+
+#[test]
+fn events_stream_ends_when_the_container_stops() {
+    let b = Bundle::sh("sleep 0.5");
+    let c = b.create("evstream");
+    c.ok(&["start"]);
+    let o = b
+        .husk()
+        .args(["events", "--interval", "100ms", "evstream"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(lines.iter().all(|l| l["type"] == "stats"));
+}
+
+#[test]
+fn limits_without_a_controller_are_refused_with_the_field() {
+    // On a hybrid host the unified hierarchy has no memory controller: a limit
+    // must be an error naming the field, never silently dropped.
+    let controllers = fs::read_to_string(cgroup_root().join("cgroup.controllers")).unwrap();
+    let mut b = Bundle::sh("true");
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 10}});
+    let (_c, o) = b.try_create("nolimit");
+    if controllers.split_whitespace().any(|c| c == "pids") {
+        // A pure cgroup v2 host: the limit is applied.
+        assert!(o.status.success(), "{}", stderr(&o));
+    } else {
+        assert!(!o.status.success());
+        let e = stderr(&o);
+        assert!(
+            e.contains("linux.resources.pids.limit") && e.contains("pids controller"),
+            "{e}"
+        );
+        assert!(!b.root.join("nolimit").exists());
+        assert!(!cgroup_root().join("husk/nolimit").exists());
+    }
+}
+
+#[test]
+fn update_without_a_controller_is_refused() {
+    let controllers = fs::read_to_string(cgroup_root().join("cgroup.controllers")).unwrap();
+    if controllers.split_whitespace().any(|c| c == "memory") {
+        return;
+    }
+    let b = Bundle::new(&["sleep", "60"]);
+    let c = b.create("upd");
+    c.ok(&["start"]);
+    let o = c.cmd(&["update", "--memory", "64m"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("linux.resources.memory.limit"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(c.status(), "running");
+}
