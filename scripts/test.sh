@@ -19,8 +19,17 @@ cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=
 echo "== conformance (conformance/run.sh) =="
 bash conformance/run.sh --known-failures conformance/husk-known-failures.txt 2>&1 | tee "$conf" || status=$?
 
-# One closing line for the whole suite: every test binary plus the conformance cases.
+# The cgroup v2 tests (and the conformance suite once more) in a pure cgroup v2
+# guest booted under qemu: this host's cgroups are hybrid.
+vm=$(mktemp)
+trap 'rm -f "$log" "$conf" "$vm"' EXIT
+echo "== cgroup v2 guest (tests/vm/run.sh) =="
+bash tests/vm/run.sh 2>&1 | tee "$vm" || status=$?
+
+# One closing line for the whole suite: every test binary, the conformance
+# cases, and the guest's tests.
 awk '/^test result:/ { p += $4; f += $6 }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
-     END { printf "suite: %d passed, %d failed\n", p, f }' "$log" "$conf"
+     /^vm-suite: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     END { printf "suite: %d passed, %d failed\n", p, f }' "$log" "$conf" "$vm"
 exit "$status"

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Writes the guest's test bundles (config.json only; the rootfs is /rootfs in
+the guest) into the directory given as the first argument."""
+import json
+import os
+import sys
+
+out = sys.argv[1]
+
+
+def bundle(name, args, resources=None, namespaces=None, mounts=()):
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    ns = namespaces or ["pid", "network", "ipc", "uts", "mount", "cgroup"]
+    config = {
+        "ociVersion": "1.2.1",
+        "process": {
+            "terminal": False,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": True,
+        },
+        "root": {"path": "/rootfs", "readonly": True},
+        "hostname": name,
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+             "options": ["nosuid", "noexec", "nodev", "ro"]},
+            *mounts,
+        ],
+        "linux": {
+            "cgroupsPath": f"/vmtest/{name}",
+            "namespaces": [{"type": t} for t in ns],
+        },
+    }
+    if resources:
+        config["linux"]["resources"] = resources
+    os.makedirs(f"{out}/{name}", exist_ok=True)
+    with open(f"{out}/{name}/config.json", "w") as f:
+        json.dump(config, f, indent=1)
+
+
+grow = 'BEGIN { s = "x"; while (1) s = s s }'
+bundle("oom", ["awk", grow], {"memory": {"limit": 32 << 20, "swap": 32 << 20}})
+# awk survives a refused fork (system() returns -1), where a shell would exit.
+bundle("pids", ["awk", 'BEGIN { while (1) system("sleep 30 &") }'], {"pids": {"limit": 20}})
+bundle("cpu", ["sh", "-c", "while :; do :; done"], {"cpu": {"quota": 20000, "period": 100000}})
+hold = ('BEGIN { s = "x"; while (length(s) < 16777216) s = s s; '
+        'while (1) { system("sleep 100 &"); system("sleep 0.2") } }')
+bundle("update", ["awk", hold], {"memory": {"limit": 256 << 20, "swap": 256 << 20}})
+bundle("count", ["sh", "-c", "sleep 100 & i=0; while :; do i=$((i+1)); echo $i > /share/n; sleep 0.05; done"],
+       namespaces=["ipc", "uts", "mount"],
+       mounts=[{"destination": "/share", "type": "bind", "source": "/share/count", "options": ["rbind"]}])
