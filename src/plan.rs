@@ -180,6 +180,9 @@ pub struct Plan {
     pub cgroups_path: Option<PathBuf>,
     /// Files to write in the container's cgroup (from `linux.resources`).
     pub cgroup_writes: Vec<crate::cgroups::resources::Write>,
+    /// The device program's default verdict and exceptions, if any device is
+    /// restricted.
+    pub device_rules: Option<(bool, Vec<crate::cgroups::devices::Rule>)>,
     pub annotations: HashMap<String, String>,
     pub oci_version: String,
     pub no_pivot: bool,
@@ -390,9 +393,9 @@ impl Plan {
         let time_offsets = time_offsets(&linux, &ns)?;
 
         let cgroups_path = linux.cgroups_path().clone();
-        let cgroup_writes = match linux.resources() {
-            Some(res) => cgroup_writes(res)?,
-            None => Vec::new(),
+        let (cgroup_writes, device_rules) = match linux.resources() {
+            Some(res) => (cgroup_writes(res)?, device_rules(res, &devices)?),
+            None => (Vec::new(), None),
         };
         if linux.seccomp().is_some() {
             return err(
@@ -452,6 +455,7 @@ impl Plan {
             hooks: spec.hooks().clone().unwrap_or_default(),
             cgroups_path,
             cgroup_writes,
+            device_rules,
             annotations: spec.annotations().clone().unwrap_or_default(),
             oci_version: spec.version().clone(),
             no_pivot: opts.no_pivot,
@@ -657,21 +661,41 @@ fn sysctl_path(key: &str, ns: &NamespacePlan) -> Result<PathBuf, PlanError> {
     Ok(PathBuf::from(key.replace('.', "/")))
 }
 
-/// The cgroup writes `linux.resources` asks for. Device rules need an eBPF
-/// program, which is not built yet: refused rather than silently not enforced.
+/// The cgroup writes `linux.resources` asks for.
 fn cgroup_writes(
     r: &oci_spec::runtime::LinuxResources,
 ) -> Result<Vec<crate::cgroups::resources::Write>, PlanError> {
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return err(
-            "linux.resources.devices",
-            "device cgroup rules (an eBPF program on cgroup v2) are not supported yet by this runtime",
-        );
-    }
     crate::cgroups::resources::writes(r).map_err(|e| PlanError {
         field: e.field,
         msg: e.msg,
     })
+}
+
+/// The device program's default verdict and exceptions, when the rules ask
+/// for any restriction: the spec's rules, then the default devices and those
+/// in `linux.devices`, which are always allowed (as runc does).
+fn device_rules(
+    r: &oci_spec::runtime::LinuxResources,
+    devices: &[DevicePlan],
+) -> Result<Option<(bool, Vec<crate::cgroups::devices::Rule>)>, PlanError> {
+    use crate::cgroups::devices;
+    let list = r.devices().clone().unwrap_or_default();
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let mut rules = devices::rules(&list).map_err(|(field, msg)| PlanError { field, msg })?;
+    let extra: Vec<_> = devices
+        .iter()
+        .filter(|d| d.kind != libc::S_IFIFO)
+        .map(|d| (d.kind, d.major, d.minor))
+        .collect();
+    rules.extend(devices::default_allowed(&extra));
+    let (default, exceptions) = devices::effective(&rules);
+    if default && exceptions.iter().all(|e| e.allow) {
+        // Nothing is restricted: no program is needed.
+        return Ok(None);
+    }
+    Ok(Some((default, exceptions)))
 }
 
 fn cap_mask(set: &Option<oci_spec::runtime::Capabilities>, field: &str) -> Result<u64, PlanError> {

@@ -167,3 +167,78 @@ fn update_without_a_controller_is_refused() {
     );
     assert_eq!(c.status(), "running");
 }
+
+#[test]
+fn device_program_denies_unlisted_devices_and_allows_defaults() {
+    // The eBPF device program works on any cgroup2 hierarchy, this hybrid
+    // host's unified one included.
+    let script = "mknod /tmp/mem c 1 1 2>/dev/null && echo mem-made; \
+                  mknod /tmp/null2 c 1 3 && echo null-made; \
+                  head -c 1 /dev/zero | wc -c; \
+                  mknod /tmp/fuse c 10 229 && head -c 0 /tmp/fuse 2>/dev/null; echo fuse-node";
+    let with_caps = |b: &mut Bundle| {
+        for set in ["bounding", "effective", "permitted"] {
+            b.config["process"]["capabilities"][set] = json!(["CAP_MKNOD"]);
+        }
+    };
+    // Without rules the container may make any node (the control).
+    let mut open = Bundle::sh(script);
+    with_caps(&mut open);
+    let out = run_ok(&open, "devopen");
+    assert!(out.contains("mem-made"), "{out}");
+
+    let mut b = Bundle::sh(script);
+    with_caps(&mut b);
+    b.config["linux"]["resources"] = json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "m"}
+    ]});
+    let out = run_ok(&b, "devrules");
+    assert!(!out.contains("mem-made"), "/dev/mem was allowed: {out}");
+    assert!(
+        out.contains("null-made"),
+        "the default null device was refused: {out}"
+    );
+    assert!(out.contains("1\n"), "reading /dev/zero failed: {out}");
+    assert!(out.contains("fuse-node"), "{out}");
+}
+
+#[test]
+fn update_replaces_the_device_program() {
+    // The container keeps trying to make a node of 10:229, which its rules
+    // deny, until an update allows it.
+    let mut b = Bundle::sh(
+        "while :; do mknod /tmp/f c 10 229 2>/dev/null && echo made > /share/r && exit 0; sleep 0.05; done",
+    );
+    let share = b.share("/share");
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set] = json!(["CAP_MKNOD"]);
+    }
+    b.config["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let c = b.create("devupd");
+    c.ok(&["start"]);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        !share.join("r").exists(),
+        "the node was made before the update allowed it"
+    );
+    let rules = b.dir.join("res.json");
+    fs::write(
+        &rules,
+        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":229,"access":"m"}]}"#,
+    )
+    .unwrap();
+    let o = c.cmd(&["update", "--resources", rules.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for _ in 0..200 {
+        if share.join("r").exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        fs::read_to_string(share.join("r")).unwrap_or_default(),
+        "made\n",
+        "the update did not take effect"
+    );
+}

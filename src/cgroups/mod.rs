@@ -1,6 +1,7 @@
 //! cgroup v2: finding the unified hierarchy, making the container's cgroup,
 //! applying its resources, freezing, killing and removing it.
 
+pub mod devices;
 pub mod resources;
 
 use std::fs;

@@ -118,10 +118,21 @@ fn create_in(
             cgroups::apply(&cg.path, &plan.cgroup_writes)?;
             Some(cg)
         }
-        None if !plan.cgroup_writes.is_empty() => return Err(cgroups::CgroupError::NoV2.into()),
+        None if !plan.cgroup_writes.is_empty() || plan.device_rules.is_some() => {
+            return Err(cgroups::CgroupError::NoV2.into());
+        }
         None => None,
     };
     let cgroup_fd = cgroup.as_ref().map(|c| c.open()).transpose()?;
+    if let (Some((default, exceptions)), Some(fd)) = (&plan.device_rules, &cgroup_fd) {
+        let prog = cgroups::devices::program(*default, exceptions);
+        cgroups::devices::attach(fd.as_fd(), &prog).map_err(|e| {
+            Error::Os(
+                "linux.resources.devices: load and attach the device eBPF program".into(),
+                e,
+            )
+        })?;
+    }
 
     let fifo_path = dir.fifo();
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))

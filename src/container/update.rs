@@ -141,14 +141,27 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
     if st.status(&dir) == Status::Stopped {
         return Err(Error::NotRunning(id.to_string()));
     }
-    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(Error::Config(
-            "linux.resources.devices: device cgroup rules are not supported yet by this runtime"
-                .into(),
-        ));
-    }
     let writes = resources::writes(res).map_err(cgroups::CgroupError::from)?;
     let cg = st.cgroup.as_ref().ok_or(cgroups::CgroupError::NoV2)?;
+    if let Some(list) = res.devices().as_ref().filter(|d| !d.is_empty()) {
+        // The new program replaces the old one; the default devices stay allowed.
+        let mut rules =
+            cgroups::devices::rules(list).map_err(|(f, m)| Error::Config(format!("{f}: {m}")))?;
+        rules.extend(cgroups::devices::default_allowed(&[]));
+        let (default, exceptions) = cgroups::devices::effective(&rules);
+        let prog = cgroups::devices::program(default, &exceptions);
+        let fd = cgroups::Cgroup {
+            path: cg.clone(),
+            created: false,
+        }
+        .open()?;
+        cgroups::devices::attach(std::os::fd::AsFd::as_fd(&fd), &prog).map_err(|e| {
+            Error::Os(
+                "linux.resources.devices: attach the device eBPF program".into(),
+                e,
+            )
+        })?;
+    }
     let mount = cgroups::unified_mount().ok_or(cgroups::CgroupError::NoV2)?;
     let rel = cg.strip_prefix(&mount).unwrap_or(cg);
     if res.memory().as_ref().and_then(|m| m.check_before_update()) == Some(true)

@@ -87,6 +87,14 @@ sleep 1
 c=$(cat /share/count/n)
 [ "$c" -gt "$b" ] && ok "resume: the loop continued" || no "resume: loop continued" "$b -> $c"
 
+# The device program denies a device outside the rules and allows the defaults.
+start devices
+wait_stopped devices 20
+out=$(cat /tmp/devices.out)
+case "$out" in *mem-made*) no "devices: /dev/mem denied" "$out" ;; *) ok "devices: mknod of 1:1 denied" ;; esac
+case "$out" in *null-made*) ok "devices: default null device allowed" ;; *) no "devices: default allowed" "$out" ;; esac
+cleanup devices
+
 # kill --all ends every process; delete leaves no cgroup.
 husk kill --all count KILL
 sleep 1

@@ -8,8 +8,8 @@ import sys
 out = sys.argv[1]
 
 
-def bundle(name, args, resources=None, namespaces=None, mounts=()):
-    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+def bundle(name, args, resources=None, namespaces=None, mounts=(), caps=None):
+    caps = caps or ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     ns = namespaces or ["pid", "network", "ipc", "uts", "mount", "cgroup"]
     config = {
         "ociVersion": "1.2.1",
@@ -56,3 +56,6 @@ bundle("update", ["awk", hold], {"memory": {"limit": 256 << 20, "swap": 256 << 2
 bundle("count", ["sh", "-c", "sleep 100 & i=0; while :; do i=$((i+1)); echo $i > /share/n; sleep 0.05; done"],
        namespaces=["ipc", "uts", "mount"],
        mounts=[{"destination": "/share", "type": "bind", "source": "/share/count", "options": ["rbind"]}])
+bundle("devices", ["sh", "-c", "mknod /tmp/mem c 1 1 2>/dev/null && echo mem-made; "
+                               "mknod /tmp/null2 c 1 3 && echo null-made; head -c 1 /dev/zero | wc -c"],
+       {"devices": [{"allow": False, "access": "rwm"}]}, caps=["CAP_MKNOD"])
