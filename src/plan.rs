@@ -1119,16 +1119,17 @@ mod tests {
         .unwrap();
         let files: Vec<_> = p.cgroup_writes.iter().map(|w| w.file.as_str()).collect();
         assert_eq!(files, ["memory.max", "pids.max"]);
-        let e = plan(&with(serde_json::json!({"linux":{"resources":{"devices":[
+        let p = plan(&with(serde_json::json!({"linux":{"resources":{"devices":[
             {"allow":false,"access":"rwm"}]}}})))
-        .unwrap_err();
-        assert_eq!(e.field, "linux.resources.devices");
-        assert!(
-            plan(&with(
-                serde_json::json!({"linux":{"resources":{"devices":[]}}})
-            ))
-            .is_ok()
-        );
+        .unwrap();
+        let (default, exceptions) = p.device_rules.unwrap();
+        assert!(!default);
+        assert!(exceptions.iter().all(|e| e.allow));
+        let p = plan(&with(
+            serde_json::json!({"linux":{"resources":{"devices":[]}}}),
+        ))
+        .unwrap();
+        assert!(p.device_rules.is_none());
     }
 
     #[test]

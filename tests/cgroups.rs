@@ -21,7 +21,10 @@ fn counter(b: &Bundle) -> u64 {
 
 #[test]
 fn pause_stops_and_resume_continues_a_counting_loop() {
-    let mut b = Bundle::sh("i=0; while :; do i=$((i+1)); echo $i > /count/n; sleep 0.01; done");
+    // Written with a rename, so a reader never sees a half-written counter.
+    let mut b = Bundle::sh(
+        "i=0; while :; do i=$((i+1)); echo $i > /count/n.new; mv /count/n.new /count/n; sleep 0.01; done",
+    );
     b.share("/count");
     let c = b.create("pause");
     c.ok(&["start"]);

@@ -53,7 +53,7 @@ bundle("cpu", ["sh", "-c", "while :; do :; done"], {"cpu": {"quota": 20000, "per
 hold = ('BEGIN { s = "x"; while (length(s) < 16777216) s = s s; '
         'while (1) { system("sleep 100 &"); system("sleep 0.2") } }')
 bundle("update", ["awk", hold], {"memory": {"limit": 256 << 20, "swap": 256 << 20}})
-bundle("count", ["sh", "-c", "sleep 100 & i=0; while :; do i=$((i+1)); echo $i > /share/n; sleep 0.05; done"],
+bundle("count", ["sh", "-c", "sleep 100 & i=0; while :; do i=$((i+1)); echo $i > /share/n.new; mv /share/n.new /share/n; sleep 0.05; done"],
        namespaces=["ipc", "uts", "mount"],
        mounts=[{"destination": "/share", "type": "bind", "source": "/share/count", "options": ["rbind"]}])
 bundle("devices", ["sh", "-c", "mknod /tmp/mem c 1 1 2>/dev/null && echo mem-made; "
