@@ -19,7 +19,15 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-cargo build --release --quiet -p husk -p husk-conformance
+# --bench: run bench/'s comparison in the guest instead of the tests (runc and
+# crun from Debian, with their libraries); there all three runtimes are on
+# the same pure cgroup v2 footing.
+mode=tests
+[ "${1:-}" = --bench ] && mode=bench
+if [ $mode = bench ] && { ! command -v runc >/dev/null || ! command -v crun >/dev/null; }; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun >/dev/null
+fi
+cargo build --release --quiet -p husk -p husk-conformance -p husk-bench
 bin=target/x86_64-unknown-linux-gnu/release
 kernel=$(ls /boot/vmlinuz-*-cloud-amd64 | sort -V | tail -1)
 
@@ -43,6 +51,19 @@ cp tests/vm/init "$root/init"
 cp tests/vm/guest.sh "$root/guest.sh"
 chmod +x "$root/init"
 python3 tests/vm/make-bundles.py "$root/bundles"
+cmdline='console=ttyS0 quiet panic=-1 HUSK_CONFORMANCE=1'
+if [ $mode = bench ]; then
+  cp "$bin/husk-bench" "$bin/bench-floor" "$root/bin/"
+  for b in "$(command -v runc)" "$(command -v crun)"; do
+    mkdir -p "$root$(dirname "$b")"
+    cp "$b" "$root$b"
+    for lib in $(ldd "$b" | grep -o '/[^ ]*'); do
+      mkdir -p "$root$(dirname "$lib")"
+      cp -L "$lib" "$root$lib"
+    done
+  done
+  cmdline="console=ttyS0 quiet panic=-1 HUSK_BENCH=1"
+fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
 
 # A normal run takes about 30 s. Software emulation has been seen to hang at
@@ -54,7 +75,7 @@ for attempt in 1 2 3; do
   start=$(date +%s)
   timeout "${HUSK_VM_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg,thread=multi -M microvm -cpu max -m 1536 -smp 2 \
     -nographic -no-reboot -kernel "$kernel" -initrd "$work/initrd.gz" \
-    -append 'console=ttyS0 quiet panic=-1 HUSK_CONFORMANCE=1' < /dev/null > "$work/raw.log" 2>&1 &
+    -append "$cmdline" < /dev/null > "$work/raw.log" 2>&1 &
   qpid=$!
   for _ in $(seq 60); do
     sleep 1
@@ -72,6 +93,10 @@ for attempt in 1 2 3; do
   grep -q '^vm: tests start' "$work/console.log" && break
 done
 
+if [ $mode = bench ]; then
+  grep -q '^| run /bin/true' "$work/console.log"
+  exit
+fi
 line=$(grep -E '^vm-suite: [0-9]+ passed, [0-9]+ failed$' "$work/console.log" | tail -1 || true)
 conf=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$work/console.log" | tail -1 || true)
 if [ -z "$line" ]; then
