@@ -11,6 +11,7 @@ case "${file_static:-dynamic}" in
 esac
 command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+[ -e /usr/lib/x86_64-linux-gnu/libseccomp.a ] || need_apt+=(libseccomp-dev)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

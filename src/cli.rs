@@ -235,7 +235,10 @@ fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs
 fn dispatch(root: &Path, systemd: bool, cmd: Cmd, logger: &Logger) -> Result<i32, Error> {
     match cmd {
         Cmd::Create { flags, id } => {
-            container::create::create(root, &create_args(&id, &flags, systemd))?;
+            let created = container::create::create(root, &create_args(&id, &flags, systemd))?;
+            for w in &created.warnings {
+                logger.warn(w);
+            }
         }
         Cmd::Start { id } => container::start::start(root, &id)?,
         Cmd::State { id } => {

@@ -15,4 +15,5 @@ pub mod log;
 pub mod plan;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod spec;

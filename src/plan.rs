@@ -183,6 +183,8 @@ pub struct Plan {
     /// The device program's default verdict and exceptions, if any device is
     /// restricted.
     pub device_rules: Option<(bool, Vec<crate::cgroups::devices::Rule>)>,
+    /// The seccomp filter, compiled.
+    pub seccomp: Option<crate::seccomp::Compiled>,
     pub annotations: HashMap<String, String>,
     pub oci_version: String,
     pub no_pivot: bool,
@@ -397,12 +399,13 @@ impl Plan {
             Some(res) => (cgroup_writes(res)?, device_rules(res, &devices)?),
             None => (Vec::new(), None),
         };
-        if linux.seccomp().is_some() {
-            return err(
-                "linux.seccomp",
-                "seccomp is not supported yet by this runtime",
-            );
-        }
+        let seccomp = match linux.seccomp() {
+            Some(sc) => Some(crate::seccomp::compile(sc).map_err(|e| PlanError {
+                field: e.field,
+                msg: e.msg,
+            })?),
+            None => None,
+        };
         if linux.intel_rdt().is_some() {
             return err("linux.intelRdt", "Intel RDT is not supported");
         }
@@ -456,6 +459,7 @@ impl Plan {
             cgroups_path,
             cgroup_writes,
             device_rules,
+            seccomp,
             annotations: spec.annotations().clone().unwrap_or_default(),
             oci_version: spec.version().clone(),
             no_pivot: opts.no_pivot,

@@ -38,6 +38,9 @@ pub struct Created {
     pub state: State,
     /// Whether the process has a terminal (its master was sent to the console socket).
     pub terminal: bool,
+    /// Things worth a warning in the log (seccomp syscalls this libseccomp
+    /// does not know, skipped as runc skips them).
+    pub warnings: Vec<String>,
     /// A pidfd of the init (the creator is its parent).
     pub pidfd: OwnedFd,
 }
@@ -302,6 +305,12 @@ fn create_in(
     Ok(Created {
         state,
         terminal: plan.process.terminal,
+        warnings: plan
+            .seccomp
+            .iter()
+            .flat_map(|s| &s.skipped)
+            .map(|n| format!("linux.seccomp: unknown syscall {n:?} skipped"))
+            .collect(),
         pidfd,
     })
 }

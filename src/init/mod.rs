@@ -173,6 +173,11 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().map_err(step("process.noNewPrivileges"))?;
     }
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now,
+    // while the init still has it (runc does the same).
+    if let (Some(sc), false) = (&plan.seccomp, p.no_new_privileges) {
+        crate::seccomp::load(sc).map_err(step("linux.seccomp: load the filter"))?;
+    }
     if let Some(caps) = &p.caps {
         exec::drop_bounding(caps)?;
     }
@@ -187,6 +192,11 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     chan.send(&Msg::Ready)
         .map_err(|e| InitError::Sync(e.to_string()))?;
     wait_for_start(&prep.fifo)?;
+    // With no_new_privs the filter goes on as late as possible, so it need not
+    // allow what husk itself does before exec.
+    if let (Some(sc), true) = (&plan.seccomp, p.no_new_privileges) {
+        crate::seccomp::load(sc).map_err(step("linux.seccomp: load the filter"))?;
+    }
     // The fifo stays open (close-on-exec) until exec: `start` waits for it to
     // close, so poststart hooks run only once the user's process is running.
 

@@ -1,0 +1,232 @@
+//! `linux.seccomp` (config-linux.md, Seccomp): the profile is compiled with
+//! libseccomp in the parent, before clone, into a BPF program; the init only
+//! hands that program to seccomp(2) as its last privileged step.
+
+use std::str::FromStr;
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use nix::errno::Errno;
+use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompFilterFlag};
+
+/// An invalid or unsupported profile, naming the JSON path.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {msg}")]
+pub struct SeccompError {
+    pub field: String,
+    pub msg: String,
+}
+
+fn bad<T>(field: impl Into<String>, msg: impl Into<String>) -> Result<T, SeccompError> {
+    Err(SeccompError {
+        field: field.into(),
+        msg: msg.into(),
+    })
+}
+
+/// A compiled filter, ready for seccomp(2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiled {
+    /// struct sock_filter instructions, as bytes.
+    pub bpf: Vec<u8>,
+    /// SECCOMP_FILTER_FLAG_* bits.
+    pub flags: u32,
+    /// Syscall names libseccomp does not know, skipped as runc skips them.
+    pub skipped: Vec<String>,
+}
+
+const FLAG_LOG: u32 = 2;
+const FLAG_SPEC_ALLOW: u32 = 4;
+const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
+const EPERM: u32 = 1;
+
+/// The spec's name of an enum value (what serde writes, e.g. SCMP_ARCH_X86_64).
+fn name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn action(
+    a: &oci_spec::runtime::LinuxSeccompAction,
+    errno: Option<u32>,
+    field: &str,
+) -> Result<ScmpAction, SeccompError> {
+    let n = name(a);
+    if n == "SCMP_ACT_NOTIFY" {
+        return bad(
+            field,
+            "SCMP_ACT_NOTIFY (a seccomp listener) is not supported yet by this runtime",
+        );
+    }
+    let val = match n.as_str() {
+        "SCMP_ACT_ERRNO" => Some(errno.unwrap_or(EPERM) as i32),
+        "SCMP_ACT_TRACE" => Some(errno.unwrap_or(EPERM) as i32),
+        _ => None,
+    };
+    ScmpAction::from_str(&n, val).or_else(|e| bad(field, format!("{n}: {e}")))
+}
+
+/// Compiles the profile for the native architecture plus those it lists.
+pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
+    let default = action(
+        &s.default_action(),
+        s.default_errno_ret(),
+        "linux.seccomp.defaultAction",
+    )?;
+    let mut ctx =
+        ScmpFilterContext::new(default).or_else(|e| bad("linux.seccomp", e.to_string()))?;
+    // no_new_privs is the config's business (process.noNewPrivileges), not the filter's.
+    ctx.set_ctl_nnp(false)
+        .or_else(|e| bad("linux.seccomp", e.to_string()))?;
+    for (i, a) in s.architectures().iter().flatten().enumerate() {
+        let field = format!("linux.seccomp.architectures[{i}]");
+        let arch = ScmpArch::from_str(&name(a)).or_else(|e| bad(&field, e.to_string()))?;
+        if !ctx.is_arch_present(arch).unwrap_or(false) {
+            ctx.add_arch(arch).or_else(|e| bad(&field, e.to_string()))?;
+        }
+    }
+    let mut flags = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => FLAG_SPEC_ALLOW,
+            LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => FLAG_WAIT_KILLABLE_RECV,
+            // The container's init is single-threaded: there is nothing to sync.
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => 0,
+        };
+    }
+    let mut skipped = Vec::new();
+    for (i, rule) in s.syscalls().iter().flatten().enumerate() {
+        let field = format!("linux.seccomp.syscalls[{i}]");
+        let act = action(&rule.action(), rule.errno_ret(), &format!("{field}.action"))?;
+        if act == default {
+            // libseccomp refuses a rule that repeats the default; it changes nothing.
+            continue;
+        }
+        let mut conds = Vec::new();
+        for (j, a) in rule.args().iter().flatten().enumerate() {
+            let afield = format!("{field}.args[{j}]");
+            let op = match ScmpCompareOp::from_str(&name(&a.op())) {
+                Ok(ScmpCompareOp::MaskedEqual(_)) => ScmpCompareOp::MaskedEqual(a.value()),
+                Ok(op) => op,
+                Err(e) => return bad(format!("{afield}.op"), e.to_string()),
+            };
+            let datum = match op {
+                ScmpCompareOp::MaskedEqual(_) => a.value_two().unwrap_or(0),
+                _ => a.value(),
+            };
+            if a.index() > 5 {
+                return bad(
+                    format!("{afield}.index"),
+                    "syscalls have at most 6 arguments",
+                );
+            }
+            conds.push(ScmpArgCompare::new(a.index() as u32, op, datum));
+        }
+        for sys in rule.names() {
+            let Ok(nr) = ScmpSyscall::from_name(sys) else {
+                skipped.push(sys.clone());
+                continue;
+            };
+            let r = if conds.is_empty() {
+                ctx.add_rule(act, nr)
+            } else {
+                ctx.add_rule_conditional(act, nr, &conds)
+            };
+            r.or_else(|e| bad(format!("{field}.names ({sys})"), e.to_string()))?;
+        }
+    }
+    // Exported through an anonymous file: the program is plain bytes from here on.
+    let mem =
+        nix::sys::memfd::memfd_create(c"husk-seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .or_else(|e| bad("linux.seccomp", format!("memfd: {e}")))?;
+    ctx.export_bpf(&mem)
+        .or_else(|e| bad("linux.seccomp", format!("export: {e}")))?;
+    let mut file = std::fs::File::from(mem);
+    let mut bpf = Vec::new();
+    std::io::Seek::rewind(&mut file)
+        .and_then(|_| std::io::Read::read_to_end(&mut file, &mut bpf))
+        .or_else(|e| bad("linux.seccomp", format!("read the exported filter: {e}")))?;
+    Ok(Compiled {
+        bpf,
+        flags,
+        skipped,
+    })
+}
+
+/// Loads the compiled filter into the calling thread: seccomp(2) with
+/// SECCOMP_SET_MODE_FILTER. Needs no_new_privs or CAP_SYS_ADMIN.
+pub fn load(c: &Compiled) -> Result<(), Errno> {
+    #[repr(C)]
+    struct SockFprog {
+        len: u16,
+        filter: *const u8,
+    }
+    let prog = SockFprog {
+        len: (c.bpf.len() / 8) as u16,
+        filter: c.bpf.as_ptr(),
+    };
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    // SAFETY: `prog` points at the filter bytes, which outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            c.flags as libc::c_ulong,
+            &prog as *const SockFprog,
+        )
+    };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile(json: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn compiles_rules_args_and_arches() {
+        let c = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+            "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                {"names": ["personality"], "action": "SCMP_ACT_KILL_PROCESS", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 2114060288, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+                {"names": ["no_such_syscall_anywhere"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["getpid"], "action": "SCMP_ACT_ALLOW"}
+            ]
+        })))
+        .unwrap();
+        assert!(!c.bpf.is_empty() && c.bpf.len().is_multiple_of(8));
+        assert_eq!(c.flags, FLAG_LOG);
+        assert_eq!(c.skipped, ["no_such_syscall_anywhere"]);
+    }
+
+    #[test]
+    fn notify_is_refused_with_the_field() {
+        let e = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        })))
+        .unwrap_err();
+        assert_eq!(e.field, "linux.seccomp.syscalls[0].action");
+    }
+
+    #[test]
+    fn bad_arg_index() {
+        let e = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]
+        })))
+        .unwrap_err();
+        assert_eq!(e.field, "linux.seccomp.syscalls[0].args[0].index");
+    }
+}
