@@ -225,8 +225,9 @@ fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs
             no_pivot: f.no_pivot,
             no_new_keyring: f.no_new_keyring,
             preserve_fds: f.preserve_fds,
-            console_socket: f.console_socket.is_some(),
             listen_fds,
+            // Set by create from the console socket it is given.
+            ..Default::default()
         },
         systemd_cgroup: systemd,
     }

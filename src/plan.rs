@@ -540,12 +540,6 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<NamespacePlan, PlanErr
     Ok(plan)
 }
 
-fn map_lines(maps: &[LinuxIdMapping]) -> String {
-    maps.iter()
-        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-        .collect()
-}
-
 fn id_maps(
     linux: &oci_spec::runtime::Linux,
     ns: &NamespacePlan,
@@ -572,7 +566,10 @@ fn id_maps(
                 }
             }
         }
-        Ok((Some(map_lines(&uids)), Some(map_lines(&gids))))
+        Ok((
+            Some(crate::process::idmap::lines(&uids)),
+            Some(crate::process::idmap::lines(&gids)),
+        ))
     } else {
         if !uids.is_empty() || !gids.is_empty() {
             let field = if uids.is_empty() {

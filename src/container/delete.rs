@@ -31,10 +31,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<Vec<String>, Error> 
         // As runc: a created container never ran the user's process, so
         // deleting it just ends the waiting init.
         Status::Created => stop(&st)?,
-        status if force => {
-            let _ = status;
-            stop(&st)?
-        }
+        _ if force => stop(&st)?,
         status => {
             return Err(Error::DeleteNotStopped {
                 id: id.to_string(),

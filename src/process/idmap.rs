@@ -21,7 +21,8 @@ fn write_map(pid: i32, file: &str, map: &str) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))
 }
 
-fn lines(maps: &[LinuxIdMapping]) -> String {
+/// Mappings as the lines /proc/PID/uid_map and gid_map take.
+pub fn lines(maps: &[LinuxIdMapping]) -> String {
     maps.iter()
         .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
         .collect()
