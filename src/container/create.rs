@@ -250,8 +250,23 @@ fn create_in(
             bundle: &plan.bundle,
             annotations: &plan.annotations,
         };
-        match parent_chan.recv() {
+        let (msg, fd) = match parent_chan.recv_fd() {
+            Ok((m, fd)) => (Ok(m), fd),
+            Err(e) => (Err(e), None),
+        };
+        match msg {
             Ok(Msg::Ready) => break,
+            Ok(Msg::SeccompFd) => {
+                let (Some(fd), Some(l)) =
+                    (fd, plan.seccomp.as_ref().and_then(|s| s.listener.as_ref()))
+                else {
+                    return Err(Error::Init(
+                        "seccomp listener fd: missing or not asked for".into(),
+                    ));
+                };
+                crate::seccomp::send_to_listener(l, &hook_state, &fd)
+                    .map_err(|e| Error::Config(e.to_string()))?;
+            }
             Ok(Msg::Pid(init)) => {
                 // The intermediate forked the init into its new pid namespace and
                 // exits: reap it and follow the init instead.

@@ -176,7 +176,7 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now,
     // while the init still has it (runc does the same).
     if let (Some(sc), false) = (&plan.seccomp, p.no_new_privileges) {
-        crate::seccomp::load(sc).map_err(step("linux.seccomp: load the filter"))?;
+        load_seccomp(sc, chan)?;
     }
     if let Some(caps) = &p.caps {
         exec::drop_bounding(caps)?;
@@ -189,13 +189,18 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     let path = exec::find_executable(p)?;
     exec::close_fds(plan.preserve_fds)?;
 
+    // With no_new_privs the filter goes on as late as possible, so it need not
+    // allow what husk itself does before exec; but a notifying filter must be
+    // loaded while `create` is still here to hand its fd to the agent.
+    let late_seccomp = plan.seccomp.as_ref().filter(|_| p.no_new_privileges);
+    if let Some(sc) = late_seccomp.filter(|sc| sc.listener.is_some()) {
+        load_seccomp(sc, chan)?;
+    }
     chan.send(&Msg::Ready)
         .map_err(|e| InitError::Sync(e.to_string()))?;
     wait_for_start(&prep.fifo)?;
-    // With no_new_privs the filter goes on as late as possible, so it need not
-    // allow what husk itself does before exec.
-    if let (Some(sc), true) = (&plan.seccomp, p.no_new_privileges) {
-        crate::seccomp::load(sc).map_err(step("linux.seccomp: load the filter"))?;
+    if let Some(sc) = late_seccomp.filter(|sc| sc.listener.is_none()) {
+        load_seccomp(sc, chan)?;
     }
     // The fifo stays open (close-on-exec) until exec: `start` waits for it to
     // close, so poststart hooks run only once the user's process is running.
@@ -203,6 +208,17 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     let start_container = plan.hooks.start_container().clone().unwrap_or_default();
     hooks::run("startContainer", &start_container, &state("created"))?;
     Err(exec::exec(&path, p).into())
+}
+
+/// Loads the seccomp filter; a listener fd goes to the parent (which hands it
+/// to the agent) and is closed here, so it never reaches the container.
+fn load_seccomp(sc: &crate::seccomp::Compiled, chan: &Channel) -> Result<(), InitError> {
+    let listener = crate::seccomp::load(sc).map_err(step("linux.seccomp: load the filter"))?;
+    if let Some(fd) = listener {
+        chan.send_fd(&Msg::SeccompFd, &fd)
+            .map_err(|e| InitError::Sync(e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn sync_err(e: Result<String, crate::process::sync::SyncError>) -> InitError {

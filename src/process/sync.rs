@@ -1,10 +1,14 @@
 //! The channel between `husk create` and the container's init: a SOCK_SEQPACKET
 //! socket pair, one message per step, so a dead peer reads as end-of-file.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
+    sendmsg, socketpair,
+};
 
 /// Messages between parent and init.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,9 @@ pub enum Msg {
     /// intermediate → parent: the init is this (host) pid; the intermediate
     /// process that made it exits.
     Pid(i32),
+    /// init → parent, with a descriptor: the seccomp listener fd, for the
+    /// parent to hand to the seccomp agent at `linux.seccomp.listenerPath`.
+    SeccompFd,
 }
 
 impl Msg {
@@ -32,6 +39,7 @@ impl Msg {
             Msg::RuntimeHooks => vec![b'H'],
             Msg::HooksDone => vec![b'D'],
             Msg::Ready => vec![b'R'],
+            Msg::SeccompFd => vec![b'S'],
             Msg::Pid(p) => {
                 let mut v = vec![b'P'];
                 v.extend_from_slice(&p.to_le_bytes());
@@ -51,6 +59,7 @@ impl Msg {
             b'H' => Msg::RuntimeHooks,
             b'D' => Msg::HooksDone,
             b'R' => Msg::Ready,
+            b'S' => Msg::SeccompFd,
             b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
             b'P' => Msg::Pid(i32::from_le_bytes(b.get(1..5)?.try_into().ok()?)),
             _ => return None,
@@ -96,17 +105,65 @@ impl Channel {
         }
     }
 
+    /// Sends `m` with a descriptor attached (SCM_RIGHTS).
+    pub fn send_fd(&self, m: &Msg, fd: &OwnedFd) -> Result<(), SyncError> {
+        let buf = m.encode();
+        let fds = [fd.as_raw_fd()];
+        loop {
+            match sendmsg::<()>(
+                self.0.as_raw_fd(),
+                &[IoSlice::new(&buf)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::empty(),
+                None,
+            ) {
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(_) => return Ok(()),
+            }
+        }
+    }
+
     pub fn recv(&self) -> Result<Msg, SyncError> {
+        self.recv_fd().map(|(m, _)| m)
+    }
+
+    /// Receives a message and the descriptor sent with it, if any.
+    pub fn recv_fd(&self) -> Result<(Msg, Option<OwnedFd>), SyncError> {
         // Messages are small (a tag, or an error line): a stack buffer is enough
         // and costs no allocation.
         let mut buf = [0u8; 4096];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
         loop {
-            match nix::unistd::read(self.0.as_fd(), &mut buf) {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let (n, fd) = match recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
-                Ok(0) => return Err(SyncError::Closed),
-                Ok(n) => return Msg::decode(&buf[..n]).ok_or(SyncError::Garbled),
+                Ok(msg) => {
+                    let mut fd = None;
+                    for c in msg.cmsgs()? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for raw in fds {
+                                // SAFETY: the kernel just installed this
+                                // descriptor for us; we own it from here.
+                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    (msg.bytes, fd)
+                }
+            };
+            if n == 0 {
+                return Err(SyncError::Closed);
             }
+            let m = Msg::decode(&buf[..n]).ok_or(SyncError::Garbled)?;
+            return Ok((m, fd));
         }
     }
 
@@ -135,6 +192,11 @@ mod tests {
         assert_eq!(b.recv().unwrap(), Msg::Error("boom: x".into()));
         assert!(b.expect(Msg::Ready).is_ok());
         assert_eq!(b.recv().unwrap(), Msg::Pid(123456));
+        let (x, _) = pair().unwrap();
+        a.send_fd(&Msg::SeccompFd, &x.0).unwrap();
+        let (m, fd) = b.recv_fd().unwrap();
+        assert_eq!(m, Msg::SeccompFd);
+        assert!(fd.is_some());
         drop(a);
         assert!(matches!(b.recv(), Err(SyncError::Closed)));
     }

@@ -34,10 +34,20 @@ pub struct Compiled {
     pub flags: u32,
     /// Syscall names libseccomp does not know, skipped as runc skips them.
     pub skipped: Vec<String>,
+    /// Where the listener fd goes, when a rule is SCMP_ACT_NOTIFY.
+    pub listener: Option<Listener>,
+}
+
+/// The seccomp agent of `linux.seccomp.listenerPath`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub path: std::path::PathBuf,
+    pub metadata: Option<String>,
 }
 
 const FLAG_LOG: u32 = 2;
 const FLAG_SPEC_ALLOW: u32 = 4;
+const FLAG_NEW_LISTENER: u32 = 8;
 const FLAG_WAIT_KILLABLE_RECV: u32 = 32;
 const EPERM: u32 = 1;
 
@@ -55,12 +65,6 @@ fn action(
     field: &str,
 ) -> Result<ScmpAction, SeccompError> {
     let n = name(a);
-    if n == "SCMP_ACT_NOTIFY" {
-        return bad(
-            field,
-            "SCMP_ACT_NOTIFY (a seccomp listener) is not supported yet by this runtime",
-        );
-    }
     let val = match n.as_str() {
         "SCMP_ACT_ERRNO" => Some(errno.unwrap_or(EPERM) as i32),
         "SCMP_ACT_TRACE" => Some(errno.unwrap_or(EPERM) as i32),
@@ -76,6 +80,20 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
         s.default_errno_ret(),
         "linux.seccomp.defaultAction",
     )?;
+    if default == ScmpAction::Notify {
+        // Every syscall would wait for an agent that does not have the fd yet.
+        return bad(
+            "linux.seccomp.defaultAction",
+            "SCMP_ACT_NOTIFY cannot be the default action",
+        );
+    }
+    if s.listener_metadata().is_some() && s.listener_path().is_none() {
+        return bad(
+            "linux.seccomp.listenerMetadata",
+            "set without linux.seccomp.listenerPath",
+        );
+    }
+    let mut notify = false;
     let mut ctx =
         ScmpFilterContext::new(default).or_else(|e| bad("linux.seccomp", e.to_string()))?;
     // no_new_privs is the config's business (process.noNewPrivileges), not the filter's.
@@ -102,6 +120,23 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
     for (i, rule) in s.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
         let act = action(&rule.action(), rule.errno_ret(), &format!("{field}.action"))?;
+        if act == ScmpAction::Notify {
+            if s.listener_path().is_none() {
+                return bad(
+                    format!("{field}.action"),
+                    "SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath",
+                );
+            }
+            // The init hands the listener fd to its parent with sendmsg: a
+            // notified sendmsg would wait for an agent that cannot have it yet.
+            if rule.names().iter().any(|n| n == "sendmsg") {
+                return bad(
+                    format!("{field}.names"),
+                    "SCMP_ACT_NOTIFY cannot be used for sendmsg (the runtime needs it to pass the listener fd)",
+                );
+            }
+            notify = true;
+        }
         if act == default {
             // libseccomp refuses a rule that repeats the default; it changes nothing.
             continue;
@@ -150,16 +185,69 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
     std::io::Seek::rewind(&mut file)
         .and_then(|_| std::io::Read::read_to_end(&mut file, &mut bpf))
         .or_else(|e| bad("linux.seccomp", format!("read the exported filter: {e}")))?;
+    let listener = match (notify, s.listener_path()) {
+        (true, Some(path)) => {
+            flags |= FLAG_NEW_LISTENER;
+            Some(Listener {
+                path: path.clone(),
+                metadata: s.listener_metadata().clone(),
+            })
+        }
+        _ => None,
+    };
     Ok(Compiled {
         bpf,
         flags,
         skipped,
+        listener,
     })
 }
 
+/// Hands the listener fd to the seccomp agent (config-linux.md, The Container
+/// Process State): one connection, one JSON state with the fd as SCM_RIGHTS,
+/// then closed.
+pub fn send_to_listener(
+    l: &Listener,
+    state: &crate::hooks::HookState<'_>,
+    fd: &std::os::fd::OwnedFd,
+) -> Result<(), SeccompError> {
+    use std::os::fd::AsRawFd;
+    let field = "linux.seccomp.listenerPath";
+    let msg = serde_json::json!({
+        "ociVersion": state.oci_version,
+        "fds": ["seccompFd"],
+        "pid": state.pid,
+        "metadata": l.metadata.as_deref().unwrap_or(""),
+        "state": state,
+    });
+    let body = msg.to_string();
+    let sock = std::os::unix::net::UnixStream::connect(&l.path)
+        .or_else(|e| bad(field, format!("{}: connect: {e}", l.path.display())))?;
+    let fds = [fd.as_raw_fd()];
+    let mut sent = nix::sys::socket::sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[std::io::IoSlice::new(body.as_bytes())],
+        &[nix::sys::socket::ControlMessage::ScmRights(&fds)],
+        nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .or_else(|e| bad(field, format!("{}: send: {e}", l.path.display())))?;
+    // The rest, if the first call was short, goes without the fd (as the spec allows).
+    while sent < body.len() {
+        sent += nix::sys::socket::send(
+            sock.as_raw_fd(),
+            &body.as_bytes()[sent..],
+            nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+        )
+        .or_else(|e| bad(field, format!("{}: send: {e}", l.path.display())))?;
+    }
+    Ok(())
+}
+
 /// Loads the compiled filter into the calling thread: seccomp(2) with
-/// SECCOMP_SET_MODE_FILTER. Needs no_new_privs or CAP_SYS_ADMIN.
-pub fn load(c: &Compiled) -> Result<(), Errno> {
+/// SECCOMP_SET_MODE_FILTER. Needs no_new_privs or CAP_SYS_ADMIN. Returns the
+/// listener fd when the filter notifies.
+pub fn load(c: &Compiled) -> Result<Option<std::os::fd::OwnedFd>, Errno> {
     #[repr(C)]
     struct SockFprog {
         len: u16,
@@ -179,7 +267,17 @@ pub fn load(c: &Compiled) -> Result<(), Errno> {
             &prog as *const SockFprog,
         )
     };
-    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    if c.flags & FLAG_NEW_LISTENER == 0 {
+        return Ok(None);
+    }
+    // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER the result is a new fd
+    // (close-on-exec) that nothing else owns.
+    Ok(Some(unsafe {
+        std::os::fd::FromRawFd::from_raw_fd(r as std::os::fd::RawFd)
+    }))
 }
 
 #[cfg(test)]
@@ -211,13 +309,51 @@ mod tests {
     }
 
     #[test]
-    fn notify_is_refused_with_the_field() {
+    fn notify_needs_a_listener_and_asks_for_one() {
         let e = compile(&profile(serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
         })))
         .unwrap_err();
         assert_eq!(e.field, "linux.seccomp.syscalls[0].action");
+        let c = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "listenerMetadata": "m",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        })))
+        .unwrap();
+        assert_eq!(c.flags & FLAG_NEW_LISTENER, FLAG_NEW_LISTENER);
+        assert_eq!(c.listener.unwrap().metadata.as_deref(), Some("m"));
+        // Without a notify rule the listener is not asked for.
+        let c = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        })))
+        .unwrap();
+        assert_eq!((c.flags, c.listener), (0, None));
+    }
+
+    #[test]
+    fn notify_refusals_name_the_field() {
+        for (json, field) in [
+            (
+                serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY", "listenerPath": "/s"}),
+                "linux.seccomp.defaultAction",
+            ),
+            (
+                serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerMetadata": "x"}),
+                "linux.seccomp.listenerMetadata",
+            ),
+            (
+                serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/s",
+                    "syscalls": [{"names": ["getpid", "sendmsg"], "action": "SCMP_ACT_NOTIFY"}]}),
+                "linux.seccomp.syscalls[0].names",
+            ),
+        ] {
+            assert_eq!(compile(&profile(json)).unwrap_err().field, field);
+        }
     }
 
     #[test]

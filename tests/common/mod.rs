@@ -72,6 +72,34 @@ fn build_rootfs(dir: &Path) {
     .unwrap();
     fs::write(dir.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
     fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::copy(probe(), dir.join("bin/probe")).unwrap();
+}
+
+/// `tests/probe/probe.c` built static, for the calls busybox has no applet for.
+pub fn probe() -> &'static Path {
+    static PROBE: OnceLock<PathBuf> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let out = base.join("probe");
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probe/probe.c");
+        let fresh = |o: &Path| {
+            let m = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+            o.exists() && m(o) >= m(&src)
+        };
+        if fresh(&out) {
+            return out;
+        }
+        let tmp = base.join(format!("probe.{}", std::process::id()));
+        let st = Command::new("cc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .status()
+            .expect("cc (gcc) is missing: run the README's test command, which installs it");
+        assert!(st.success(), "building tests/probe/probe.c failed");
+        fs::rename(&tmp, &out).unwrap();
+        out
+    })
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -115,6 +143,21 @@ impl Bundle {
             .unwrap()
             .push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}));
         Bundle { dir, root, config }
+    }
+
+    /// A writable copy of the shared rootfs of this bundle's own (for tests
+    /// that plant files, symlinks or setuid binaries in it); the config uses it.
+    pub fn own_rootfs(&mut self) -> PathBuf {
+        let dir = self.dir.join("rootfs");
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(rootfs())
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "copy rootfs");
+        self.config["root"]["path"] = json!(dir);
+        dir
     }
 
     /// A bundle running a shell script.
