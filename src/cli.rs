@@ -236,6 +236,7 @@ fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs
 fn dispatch(root: &Path, systemd: bool, cmd: Cmd, logger: &Logger) -> Result<i32, Error> {
     match cmd {
         Cmd::Create { flags, id } => {
+            crate::process::selfexe::ensure_read_only()?;
             let created = container::create::create(root, &create_args(&id, &flags, systemd))?;
             for w in &created.warnings {
                 logger.warn(w);
@@ -265,6 +266,7 @@ fn dispatch(root: &Path, systemd: bool, cmd: Cmd, logger: &Logger) -> Result<i32
             keep,
             id,
         } => {
+            crate::process::selfexe::ensure_read_only()?;
             return container::run::run(root, &create_args(&id, &flags, systemd), detach, keep);
         }
         Cmd::List { format, quiet } => {

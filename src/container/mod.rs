@@ -30,6 +30,8 @@ pub enum Error {
     Cgroup(#[from] crate::cgroups::CgroupError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    #[error(transparent)]
+    SelfExe(#[from] crate::process::selfexe::SelfExeError),
     #[error("{0}")]
     Config(String),
     #[error("{0}: {1}")]

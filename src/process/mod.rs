@@ -4,4 +4,5 @@
 pub mod clone;
 pub mod exec;
 pub mod idmap;
+pub mod selfexe;
 pub mod sync;

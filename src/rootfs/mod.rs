@@ -283,7 +283,7 @@ struct MountAttr {
 }
 
 /// mount_setattr(2) on the mount `target` refers to.
-fn mount_setattr(
+pub(crate) fn mount_setattr(
     target: &OwnedFd,
     recursive: bool,
     set: u64,
@@ -315,6 +315,24 @@ fn mount_setattr(
     if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
+/// open_tree(OPEN_TREE_CLONE): a detached copy of the mount (or file) `target`
+/// refers to, which no mount namespace can see.
+pub(crate) fn clone_tree(target: &OwnedFd, recursive: bool) -> std::result::Result<OwnedFd, Errno> {
+    let mut flags =
+        (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as u64 | libc::AT_EMPTY_PATH as u64;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as u64;
+    }
+    // SAFETY: open_tree with a valid descriptor and an empty C path.
+    let tree =
+        unsafe { libc::syscall(libc::SYS_open_tree, target.as_raw_fd(), c"".as_ptr(), flags) };
+    if tree < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel returned a new descriptor that we now own.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(tree as i32) })
+}
+
 /// Makes an id-mapped copy of the mount at `target` and puts it in its place:
 /// open_tree(OPEN_TREE_CLONE), mount_setattr(MOUNT_ATTR_IDMAP) with a user
 /// namespace carrying the mount's mappings, then move_mount over the original.
@@ -325,19 +343,7 @@ fn idmap_mount(
     step: &dyn Fn(&str) -> String,
     userns: &OwnedFd,
 ) -> Result<()> {
-    let mut flags =
-        (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as u64 | libc::AT_EMPTY_PATH as u64;
-    if recursive {
-        flags |= libc::AT_RECURSIVE as u64;
-    }
-    // SAFETY: open_tree with a valid descriptor and an empty C path.
-    let tree =
-        unsafe { libc::syscall(libc::SYS_open_tree, target.as_raw_fd(), c"".as_ptr(), flags) };
-    if tree < 0 {
-        return Err(fail(step("open_tree"), &m.destination)(Errno::last()));
-    }
-    // SAFETY: the kernel returned a new descriptor that we now own.
-    let tree: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(tree as i32) };
+    let tree = clone_tree(target, recursive).map_err(fail(step("open_tree"), &m.destination))?;
     mount_setattr(
         &tree,
         recursive,
