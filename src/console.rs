@@ -29,6 +29,14 @@ fn fail(step: &'static str) -> impl FnOnce(Errno) -> ConsoleError {
 pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleError> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .map_err(fail("open /dev/ptmx"))?;
+    // The container's /dev may be of its own making: only the real pty
+    // multiplexer will do (CVE-2025-52565).
+    let st = nix::sys::stat::fstat(&master).map_err(fail("stat /dev/ptmx"))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(5, 2) {
+        return Err(fail("/dev/ptmx is not the pty multiplexer (char 5:2)")(
+            Errno::EPERM,
+        ));
+    }
     grantpt(&master).map_err(fail("grantpt"))?;
     unlockpt(&master).map_err(fail("unlockpt"))?;
     let name = ptsname_r(&master).map_err(fail("ptsname"))?;
@@ -44,13 +52,22 @@ pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleEr
             return Err(fail("set window size")(Errno::last()));
         }
     }
-    let slave = nix::fcntl::open(
-        Path::new(&name),
-        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(fail("open pty slave"))?;
-    bind_console(&name)?;
+    // The slave straight from the master, never by a name the container could
+    // have swapped for a symlink to some other file.
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new descriptor.
+    let raw = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(fail("open pty slave (TIOCGPTPEER)")(Errno::last()));
+    }
+    // SAFETY: the ioctl returned a new descriptor that nothing else owns.
+    let slave: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) };
+    bind_console(&slave)?;
     let fds = [master.as_raw_fd()];
     let iov = [IoSlice::new(name.as_bytes())];
     sendmsg::<()>(
@@ -76,11 +93,22 @@ pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleEr
 }
 
 /// /dev/console is the container's terminal (runtime-linux.md, /dev/console).
-fn bind_console(pts: &str) -> Result<(), ConsoleError> {
+fn bind_console(pts: &OwnedFd) -> Result<(), ConsoleError> {
     let root = crate::rootfs::open_root(Path::new("/")).map_err(|e| ConsoleError {
         step: "open /",
         errno: e.errno,
     })?;
+    // A /dev/console that is a symlink (to a procfs file, say) would have the
+    // pty mounted wherever it points (CVE-2025-52565): only a plain file or
+    // device, or nothing, will do.
+    let p = Path::new("/dev/console");
+    match crate::rootfs::stat_no_symlinks(&root, p) {
+        Ok(Some(st)) if !matches!(st.st_mode & libc::S_IFMT, libc::S_IFREG | libc::S_IFCHR) => {
+            return Err(fail("/dev/console is not a file or device")(Errno::EPERM));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(fail("/dev/console (it must not be a symlink)")(e)),
+    }
     let target = crate::rootfs::resolve::create_in_root(
         &root,
         Path::new("/dev/console"),
@@ -88,7 +116,7 @@ fn bind_console(pts: &str) -> Result<(), ConsoleError> {
     )
     .map_err(fail("create /dev/console"))?;
     mount(
-        Some(pts),
+        Some(&crate::rootfs::resolve::proc_fd_path(pts)),
         &crate::rootfs::resolve::proc_fd_path(&target),
         None::<&str>,
         MsFlags::MS_BIND,

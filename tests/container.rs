@@ -407,14 +407,7 @@ fn mount_destination_symlink_stays_in_rootfs() {
     // and by `..`: the mounts must land inside the rootfs, where the links
     // resolve with the rootfs as /, and nothing may appear on the host.
     let mut b = Bundle::sh("touch /data/abs/proof /data/rel/proof");
-    let rootfs_copy = b.dir.join("rootfs");
-    let out = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(rootfs())
-        .arg(&rootfs_copy)
-        .status()
-        .unwrap();
-    assert!(out.success());
+    let rootfs_copy = b.own_rootfs();
     let name = format!("husk-escape-{}", std::process::id());
     let host_target = Path::new("/").join(&name);
     assert!(!host_target.exists());
@@ -424,7 +417,6 @@ fn mount_destination_symlink_stays_in_rootfs() {
         rootfs_copy.join("data/rel"),
     )
     .unwrap();
-    b.config["root"]["path"] = json!(rootfs_copy);
     b.config["root"]["readonly"] = json!(false);
     let mounts = b.config["mounts"].as_array_mut().unwrap();
     mounts.push(json!({"destination": "/data/abs", "type": "tmpfs", "source": "tmpfs"}));

@@ -213,6 +213,9 @@ fn create_in(
         cgroup_fd.as_ref().map(|f| f.as_fd()),
     );
     if let Ok((Forked::Child, _)) = cloned {
+        // The init keeps only what it needs: a host directory fd left open
+        // could become the container's cwd (CVE-2024-21626).
+        drop(cgroup_fd);
         drop(parent_chan);
         drop(restore);
         init::run(plan, child_chan, prep)

@@ -7,6 +7,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use crate::plan::{CapSets, ProcessPlan};
 
@@ -192,11 +194,27 @@ pub fn set_caps(caps: &CapSets) -> Result<()> {
 }
 
 /// Changes to the process's working directory.
+/// Changes to `process.cwd`, resolved inside the container's root: symlinks
+/// cannot lead out of it, and magic links (`/proc/self/fd/N`, which could name
+/// a descriptor of husk's, CVE-2024-21626) are refused.
 pub fn chdir_cwd(p: &ProcessPlan) -> Result<()> {
-    nix::unistd::chdir(&p.cwd).map_err(|errno| ExecError::Cwd {
+    let err = |errno| ExecError::Cwd {
         cwd: p.cwd.clone(),
         errno,
-    })
+    };
+    let root = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err)?;
+    let dir = crate::rootfs::resolve::open_in_root_flags(
+        &root,
+        &p.cwd,
+        OFlag::O_PATH | OFlag::O_DIRECTORY,
+    )
+    .map_err(err)?;
+    nix::unistd::fchdir(&dir).map_err(err)
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -153,6 +153,15 @@ fn mount_one(
         return Ok(());
     }
 
+    if m.fstype == "proc" || m.fstype == "sysfs" {
+        check_plain_dir(root, &m.destination).map_err(|e| RootfsError {
+            step: step(&format!(
+                "{} must be mounted on an ordinary directory, not through a symlink",
+                m.fstype
+            )),
+            ..e
+        })?;
+    }
     let target = create_in_root(root, &m.destination, Kind::Dir)
         .map_err(fail(step("create mount point"), &m.destination))?;
     let tpath = proc_fd_path(&target);
@@ -198,6 +207,39 @@ fn mount_one(
     let target =
         open_in_root(root, &m.destination).map_err(fail(step("reopen"), &m.destination))?;
     finish_mount(m, &target, &step, userns)
+}
+
+/// procfs and sysfs go on a directory reached without any symlink: were /proc a
+/// link to somewhere else in the rootfs, the container's /proc would be a
+/// directory of its own making, and husk's later writes to /proc files would
+/// land in it (runc CVE-2019-19921). A missing mount point is fine; it is made.
+fn check_plain_dir(root: &OwnedFd, dest: &Path) -> Result<()> {
+    match stat_no_symlinks(root, dest) {
+        Ok(Some(st)) if st.st_mode & libc::S_IFMT != libc::S_IFDIR => {
+            Err(fail("not a directory", dest)(Errno::ENOTDIR))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(fail("resolve", dest)(e)),
+    }
+}
+
+/// Stats `path` in `root` if it can be reached without following any symlink
+/// (ELOOP if not); `None` if it does not exist.
+pub(crate) fn stat_no_symlinks(
+    root: &OwnedFd,
+    path: &Path,
+) -> std::result::Result<Option<libc::stat>, Errno> {
+    let how = nix::fcntl::OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(
+            nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT | nix::fcntl::ResolveFlag::RESOLVE_NO_SYMLINKS,
+        );
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    match nix::fcntl::openat2(root.as_fd(), rel, how) {
+        Ok(fd) => fstat(&fd).map(Some),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether a mount has anything left to apply once mounted.

@@ -216,6 +216,35 @@ impl Bundle {
             .unwrap()
     }
 
+    /// `husk run` in the foreground, given `secs` to finish: a regression that
+    /// hangs fails the test instead of the whole suite. On timeout husk is
+    /// killed (by pid), the container force-deleted, and `None` returned.
+    pub fn run_timeout(&self, id: &str, secs: u64) -> Option<Output> {
+        self.write();
+        let mut child = self
+            .husk()
+            .args(["run", "-b"])
+            .arg(&self.dir)
+            .arg(id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                return Some(child.wait_with_output().unwrap());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = self.cmd(&["delete", "--force", id]);
+        reap_orphans();
+        None
+    }
+
     /// `husk create` with the container's stdio on files in the bundle, so the
     /// caller does not wait for the container to close them.
     pub fn create(&self, id: &str) -> Container<'_> {
