@@ -16,6 +16,10 @@ fn errno_rule_fails_the_call_with_the_configured_errno() {
     b.config["linux"]["seccomp"] = json!({
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86_64"],
+        // Every flag the kernel takes; WAIT_KILLABLE_RECV means nothing without
+        // a listener and must not make the load fail.
+        "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                  "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_TSYNC"],
         "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
     });
     let out = run_ok(&b, "scerrno");
@@ -143,6 +147,8 @@ fn notify_rule_is_answered_by_the_agent_at_listener_path() {
             "defaultAction": "SCMP_ACT_ALLOW",
             "listenerPath": sock,
             "listenerMetadata": "hello-agent",
+            "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                      "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
         });
         b.config["annotations"] = json!({"org.test": "x"});

@@ -185,6 +185,11 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
     std::io::Seek::rewind(&mut file)
         .and_then(|_| std::io::Read::read_to_end(&mut file, &mut bpf))
         .or_else(|e| bad("linux.seccomp", format!("read the exported filter: {e}")))?;
+    if !notify {
+        // The kernel refuses WAIT_KILLABLE_RECV without a listener; it only
+        // changes how a notified process waits, so without one it means nothing.
+        flags &= !FLAG_WAIT_KILLABLE_RECV;
+    }
     let listener = match (notify, s.listener_path()) {
         (true, Some(path)) => {
             flags |= FLAG_NEW_LISTENER;
@@ -268,7 +273,17 @@ pub fn load(c: &Compiled) -> Result<Option<std::os::fd::OwnedFd>, Errno> {
         )
     };
     if r < 0 {
-        return Err(Errno::last());
+        let e = Errno::last();
+        if e == Errno::EINVAL && c.flags & FLAG_WAIT_KILLABLE_RECV != 0 {
+            // A kernel older than 5.19 does not have the flag: load without it,
+            // as the profile asks for it only "where the kernel has it".
+            let older = Compiled {
+                flags: c.flags & !FLAG_WAIT_KILLABLE_RECV,
+                ..c.clone()
+            };
+            return load(&older);
+        }
+        return Err(e);
     }
     if c.flags & FLAG_NEW_LISTENER == 0 {
         return Ok(None);
@@ -324,6 +339,14 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(c.flags & FLAG_NEW_LISTENER, FLAG_NEW_LISTENER);
+        let c2 = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        })))
+        .unwrap();
+        assert_eq!(c2.flags, FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV);
         assert_eq!(c.listener.unwrap().metadata.as_deref(), Some("m"));
         // Without a notify rule the listener is not asked for.
         let c = compile(&profile(serde_json::json!({
@@ -333,6 +356,14 @@ mod tests {
         })))
         .unwrap();
         assert_eq!((c.flags, c.listener), (0, None));
+        // WAIT_KILLABLE_RECV without a listener is dropped (the kernel refuses it).
+        let c = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        })))
+        .unwrap();
+        assert_eq!(c.flags, FLAG_SPEC_ALLOW);
     }
 
     #[test]
