@@ -72,6 +72,55 @@ pub enum Cmd {
     },
     /// Run the user process of a created container.
     Start { id: String },
+    /// Run another process in a running container.
+    Exec {
+        /// The process as OCI Process JSON (what engines pass).
+        #[arg(short = 'p', long)]
+        process: Option<PathBuf>,
+        /// Give the process a terminal.
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// Send the terminal's master to this unix socket.
+        #[arg(long = "console-socket")]
+        console_socket: Option<PathBuf>,
+        /// Return once the process runs.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Write the process's pid to this file.
+        #[arg(long = "pid-file")]
+        pid_file: Option<PathBuf>,
+        /// Working directory in the container.
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        /// Set an environment variable (NAME=VALUE); repeatable.
+        #[arg(short = 'e', long = "env")]
+        env: Vec<String>,
+        /// UID[:GID] to run as.
+        #[arg(short = 'u', long)]
+        user: Option<String>,
+        /// Supplementary group; repeatable.
+        #[arg(short = 'g', long = "additional-gids")]
+        additional_gids: Vec<u32>,
+        /// Add a capability; repeatable.
+        #[arg(short = 'c', long = "cap")]
+        cap: Vec<String>,
+        /// Set no_new_privs for the process.
+        #[arg(long = "no-new-privs")]
+        no_new_privs: bool,
+        /// Pass this many extra descriptors (from 3 up) to the process.
+        #[arg(long = "preserve-fds", default_value_t = 0)]
+        preserve_fds: u32,
+        /// AppArmor profile (not supported: refused if given).
+        #[arg(long, default_value = "")]
+        apparmor: String,
+        /// SELinux label (not supported: refused if given).
+        #[arg(long = "process-label", default_value = "")]
+        process_label: String,
+        id: String,
+        /// The command and its arguments (unless --process).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print a container's state as JSON.
     State { id: String },
     /// Send a signal (default TERM) to a container.
@@ -243,6 +292,52 @@ fn dispatch(root: &Path, systemd: bool, cmd: Cmd, logger: &Logger) -> Result<i32
             }
         }
         Cmd::Start { id } => container::start::start(root, &id)?,
+        Cmd::Exec {
+            process,
+            tty,
+            console_socket,
+            detach,
+            pid_file,
+            cwd,
+            env,
+            user,
+            additional_gids,
+            cap,
+            no_new_privs,
+            preserve_fds,
+            apparmor,
+            process_label,
+            id,
+            args,
+        } => {
+            if !apparmor.is_empty() || !process_label.is_empty() {
+                return Err(Error::Config(
+                    "--apparmor/--process-label: AppArmor and SELinux are not supported by husk"
+                        .into(),
+                ));
+            }
+            crate::process::selfexe::ensure_read_only()?;
+            if preserve_fds > 0 {
+                reserve_preserved_fds(preserve_fds);
+            }
+            let a = container::exec::ExecArgs {
+                id: &id,
+                process: process.as_deref(),
+                args: &args,
+                tty,
+                console_socket: console_socket.as_deref(),
+                detach,
+                pid_file: pid_file.as_deref(),
+                cwd: cwd.as_deref(),
+                env: &env,
+                user: user.as_deref(),
+                additional_gids: &additional_gids,
+                caps: &cap,
+                no_new_privs,
+                preserve_fds,
+            };
+            return container::exec::exec(root, &a);
+        }
         Cmd::State { id } => {
             let (dir, st) = container::load(root, &id)?;
             let out = StateOutput::new(&dir, &st);

@@ -26,7 +26,13 @@ fn fail(step: &'static str) -> impl FnOnce(Errno) -> ConsoleError {
 /// Makes the pty, sends its master over `socket`, and makes the slave the
 /// caller's stdio and controlling terminal. Runs after pivot_root, so /dev/ptmx
 /// is the container's.
-pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleError> {
+/// `dev_console`: bind the slave to /dev/console (the container's init does;
+/// an exec'd process does not touch the container's /dev).
+pub fn setup(
+    socket: &OwnedFd,
+    size: Option<(u16, u16)>,
+    dev_console: bool,
+) -> Result<(), ConsoleError> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .map_err(fail("open /dev/ptmx"))?;
     // The container's /dev may be of its own making: only the real pty
@@ -67,7 +73,9 @@ pub fn setup(socket: &OwnedFd, size: Option<(u16, u16)>) -> Result<(), ConsoleEr
     }
     // SAFETY: the ioctl returned a new descriptor that nothing else owns.
     let slave: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) };
-    bind_console(&slave)?;
+    if dev_console {
+        bind_console(&slave)?;
+    }
     let fds = [master.as_raw_fd()];
     let iov = [IoSlice::new(name.as_bytes())];
     sendmsg::<()>(

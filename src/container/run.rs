@@ -29,31 +29,14 @@ pub fn run(root: &Path, args: &CreateArgs<'_>, detach: bool, keep: bool) -> Resu
         create(root, args)?;
         return start_or_destroy(root, args.id).map(|_| 0);
     }
-    // Blocked before the container exists, so neither its exit (SIGCHLD) nor a
-    // signal meant for it can arrive before we listen.
-    let mut mask = SigSet::all();
-    for s in SYNCHRONOUS {
-        mask.remove(s);
-    }
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
-        .map_err(|e| Error::Os("sigprocmask".into(), e))?;
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
-        .map_err(|e| Error::Os("signalfd".into(), e))?;
+    let sfd = block_signals()?;
     // Orphans of the container (without a pid namespace) come back to us to reap.
     let _ = nix::sys::prctl::set_child_subreaper(true);
 
     // Without --console-socket, a terminal is served here: the master comes
     // back over a socket pair and is copied to and from our own stdio.
     let pair = match args.console_socket {
-        None => Some(
-            nix::sys::socket::socketpair(
-                nix::sys::socket::AddressFamily::Unix,
-                nix::sys::socket::SockType::Stream,
-                None,
-                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(|e| Error::Os("socketpair".into(), e))?,
-        ),
+        None => Some(console_pair()?),
         Some(_) => None,
     };
     let local = CreateArgs {
@@ -78,9 +61,10 @@ pub fn run(root: &Path, args: &CreateArgs<'_>, detach: bool, keep: bool) -> Resu
     };
     drop(pair);
     start_or_destroy(root, args.id)?;
+    let (pid, pidfd) = (created.state.pid, &created.pidfd);
     let code = match master {
-        Some(m) => serve_terminal(&sfd, &created, m)?,
-        None => wait_forwarding(&sfd, &created)?,
+        Some(m) => serve_terminal(&sfd, pid, pidfd, m)?,
+        None => wait_forwarding(&sfd, pid, pidfd)?,
     };
     if !keep {
         let dir = ContainerDir::new(root, args.id)?;
@@ -90,8 +74,33 @@ pub fn run(root: &Path, args: &CreateArgs<'_>, detach: bool, keep: bool) -> Resu
     Ok(code)
 }
 
-/// Waits for the init to exit, forwarding every other signal to it.
-fn wait_forwarding(sfd: &SignalFd, created: &super::create::Created) -> Result<i32, Error> {
+/// Blocks every signal but the synchronous ones and returns a signalfd for
+/// them: done before the process exists, so neither its exit (SIGCHLD) nor a
+/// signal meant for it can arrive before we listen.
+pub(super) fn block_signals() -> Result<SignalFd, Error> {
+    let mut mask = SigSet::all();
+    for s in SYNCHRONOUS {
+        mask.remove(s);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
+        .map_err(|e| Error::Os("sigprocmask".into(), e))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::Os("signalfd".into(), e))
+}
+
+/// A socket pair over which the process's pty master comes back, for a
+/// terminal served by husk itself.
+pub(super) fn console_pair() -> Result<(OwnedFd, OwnedFd), Error> {
+    nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| Error::Os("socketpair".into(), e))
+}
+
+/// Waits for the process `pid` to exit, forwarding every other signal to it.
+pub(super) fn wait_forwarding(sfd: &SignalFd, pid: i32, pidfd: &OwnedFd) -> Result<i32, Error> {
     loop {
         let info = match sfd.read_signal() {
             Ok(Some(i)) => i,
@@ -99,11 +108,11 @@ fn wait_forwarding(sfd: &SignalFd, created: &super::create::Created) -> Result<i
             Err(e) => return Err(Error::Os("read signalfd".into(), e)),
         };
         if info.ssi_signo == Signal::SIGCHLD as u32 {
-            if let Some(code) = reap(created.state.pid) {
+            if let Some(code) = reap(pid) {
                 return Ok(code);
             }
         } else {
-            let _ = pidfd_send_signal(created.pidfd.as_fd(), info.ssi_signo as i32);
+            let _ = pidfd_send_signal(pidfd.as_fd(), info.ssi_signo as i32);
         }
     }
 }
@@ -111,9 +120,10 @@ fn wait_forwarding(sfd: &SignalFd, created: &super::create::Created) -> Result<i
 /// As [`wait_forwarding`], while copying our stdin to the pty master and the
 /// master to our stdout, with our terminal (if any) in raw mode and its window
 /// size passed on.
-fn serve_terminal(
+pub(super) fn serve_terminal(
     sfd: &SignalFd,
-    created: &super::create::Created,
+    pid: i32,
+    pidfd: &OwnedFd,
     master: OwnedFd,
 ) -> Result<i32, Error> {
     use std::io::Write;
@@ -160,10 +170,10 @@ fn serve_terminal(
             && let Ok(Some(info)) = sfd.read_signal()
         {
             match info.ssi_signo as i32 {
-                libc::SIGCHLD => code = code.or(reap(created.state.pid)),
+                libc::SIGCHLD => code = code.or(reap(pid)),
                 libc::SIGWINCH => crate::console::copy_winsize(0, master.as_raw_fd()),
                 sig => {
-                    let _ = pidfd_send_signal(created.pidfd.as_fd(), sig);
+                    let _ = pidfd_send_signal(pidfd.as_fd(), sig);
                 }
             }
         }
@@ -190,7 +200,7 @@ fn serve_terminal(
     match code {
         Some(c) => Ok(c),
         // The pty closed before the exit was seen: wait for it now.
-        None => wait_forwarding(sfd, created),
+        None => wait_forwarding(sfd, pid, pidfd),
     }
 }
 

@@ -14,6 +14,8 @@ use crate::process::exec;
 use crate::process::sync::{Channel, Msg};
 use crate::rootfs;
 
+pub mod join;
+
 /// What the parent prepared for the init besides the plan: descriptors opened
 /// before clone, inherited by the child.
 pub struct Prepared {
@@ -45,7 +47,7 @@ pub enum InitError {
     Sync(String),
 }
 
-fn step(s: impl Into<String>) -> impl FnOnce(Errno) -> InitError {
+pub(crate) fn step(s: impl Into<String>) -> impl FnOnce(Errno) -> InitError {
     let step = s.into();
     move |errno| InitError::Step { step, errno }
 }
@@ -149,7 +151,7 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
         }
     }
     if let Some(sock) = &prep.console {
-        crate::console::setup(sock, plan.process.console_size)?;
+        crate::console::setup(sock, plan.process.console_size, true)?;
     }
     drop(prep.console);
     rootfs::write_sysctls(&plan.sysctl)?;
