@@ -66,24 +66,7 @@ fn steps(plan: &JoinPlan<'_>, chan: &Channel) -> Result<Infallible, InitError> {
         nix::unistd::setsid().map_err(step("setsid"))?;
         crate::console::setup(sock, p.console_size, false)?;
     }
-    exec::set_rlimits(p)?;
-    exec::set_process_attrs(p)?;
-    if p.no_new_privileges {
-        nix::sys::prctl::set_no_new_privs().map_err(step("process.noNewPrivileges"))?;
-    }
-    if let (Some(sc), false) = (plan.seccomp, p.no_new_privileges) {
-        super::load_seccomp(sc, chan)?;
-    }
-    if let Some(caps) = &p.caps {
-        exec::drop_bounding(caps)?;
-    }
-    exec::change_user(p)?;
-    if let Some(caps) = &p.caps {
-        exec::set_caps(caps)?;
-    }
-    exec::chdir_cwd(p)?;
-    let path = exec::find_executable(p)?;
-    exec::close_fds(plan.preserve_fds)?;
+    let path = super::become_the_process(p, plan.seccomp, chan, plan.preserve_fds)?;
     if let (Some(sc), true) = (plan.seccomp, p.no_new_privileges) {
         super::load_seccomp(sc, chan)?;
     }

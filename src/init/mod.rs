@@ -170,26 +170,7 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     }
 
     let p = &plan.process;
-    exec::set_rlimits(p)?;
-    exec::set_process_attrs(p)?;
-    if p.no_new_privileges {
-        nix::sys::prctl::set_no_new_privs().map_err(step("process.noNewPrivileges"))?;
-    }
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now,
-    // while the init still has it (runc does the same).
-    if let (Some(sc), false) = (&plan.seccomp, p.no_new_privileges) {
-        load_seccomp(sc, chan)?;
-    }
-    if let Some(caps) = &p.caps {
-        exec::drop_bounding(caps)?;
-    }
-    exec::change_user(p)?;
-    if let Some(caps) = &p.caps {
-        exec::set_caps(caps)?;
-    }
-    exec::chdir_cwd(p)?;
-    let path = exec::find_executable(p)?;
-    exec::close_fds(plan.preserve_fds)?;
+    let path = become_the_process(p, plan.seccomp.as_ref(), chan, plan.preserve_fds)?;
 
     // With no_new_privs the filter goes on as late as possible, so it need not
     // allow what husk itself does before exec; but a notifying filter must be
@@ -210,6 +191,41 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     let start_container = plan.hooks.start_container().clone().unwrap_or_default();
     hooks::run("startContainer", &start_container, &state("created"))?;
     Err(exec::exec(&path, p).into())
+}
+
+/// The process's identity and limits, in the order that works with and
+/// without no_new_privs: rlimits, attributes, no_new_privs, the seccomp filter
+/// when it needs CAP_SYS_ADMIN to load, the bounding set, the user, the
+/// capability sets, the working directory; then the executable is looked up
+/// and every descriptor but stdio and the preserved ones is made
+/// close-on-exec. Shared by the init and an exec'd process.
+fn become_the_process(
+    p: &crate::plan::ProcessPlan,
+    seccomp: Option<&crate::seccomp::Compiled>,
+    chan: &Channel,
+    preserve_fds: u32,
+) -> Result<std::ffi::CString, InitError> {
+    exec::set_rlimits(p)?;
+    exec::set_process_attrs(p)?;
+    if p.no_new_privileges {
+        nix::sys::prctl::set_no_new_privs().map_err(step("process.noNewPrivileges"))?;
+    }
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now,
+    // while the process still has it (runc does the same).
+    if let (Some(sc), false) = (seccomp, p.no_new_privileges) {
+        load_seccomp(sc, chan)?;
+    }
+    if let Some(caps) = &p.caps {
+        exec::drop_bounding(caps)?;
+    }
+    exec::change_user(p)?;
+    if let Some(caps) = &p.caps {
+        exec::set_caps(caps)?;
+    }
+    exec::chdir_cwd(p)?;
+    let path = exec::find_executable(p)?;
+    exec::close_fds(preserve_fds)?;
+    Ok(path)
 }
 
 /// Loads the seccomp filter; a listener fd goes to the parent (which hands it
