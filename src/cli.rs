@@ -72,6 +72,16 @@ pub enum Cmd {
     },
     /// Run the user process of a created container.
     Start { id: String },
+    /// A minimal PID 1: run CMD as a child, forward signals, reap zombies,
+    /// exit with CMD's status (as tini does).
+    Init {
+        /// Forward signals to CMD's process group.
+        #[arg(short = 'g')]
+        process_group: bool,
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        cmd: Vec<String>,
+    },
     /// Run another process in a running container.
     Exec {
         /// The process as OCI Process JSON (what engines pass).
@@ -202,6 +212,12 @@ pub enum Cmd {
 
 /// Parses the command line, runs the command, and returns the exit code.
 pub fn main() -> i32 {
+    // PID 1 of a container lives as long as it does: `husk init -- CMD` skips
+    // the parser (and the code and pages it would touch) when spelt exactly so.
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(code) = fast_init(&argv) {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -227,6 +243,23 @@ pub fn main() -> i32 {
         Err(e) => {
             logger.error(&e.to_string());
             1
+        }
+    }
+}
+
+/// `husk init [-g] -- CMD…` as the runtime writes it for `run.husk.init`.
+fn fast_init(argv: &[String]) -> Option<i32> {
+    let rest = argv.get(1..)?;
+    let (group, cmd) = match rest {
+        [i, dd, cmd @ ..] if i == "init" && dd == "--" => (false, cmd),
+        [i, g, dd, cmd @ ..] if i == "init" && g == "-g" && dd == "--" => (true, cmd),
+        _ => return None,
+    };
+    match crate::init::reaper::run(cmd, group) {
+        Ok(code) => Some(code),
+        Err(e) => {
+            eprintln!("husk: {e}");
+            Some(1)
         }
     }
 }
@@ -292,6 +325,9 @@ fn dispatch(root: &Path, systemd: bool, cmd: Cmd, logger: &Logger) -> Result<i32
             }
         }
         Cmd::Start { id } => container::start::start(root, &id)?,
+        Cmd::Init { process_group, cmd } => {
+            return crate::init::reaper::run(&cmd, process_group).map_err(Error::Config);
+        }
         Cmd::Exec {
             process,
             tty,

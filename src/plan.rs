@@ -186,10 +186,26 @@ pub struct Plan {
     /// The seccomp filter, compiled.
     pub seccomp: Option<crate::seccomp::Compiled>,
     pub annotations: HashMap<String, String>,
+    /// husk's PID 1 (annotation `run.husk.init`): `Some(process_group)`.
+    pub pid1: Option<bool>,
     pub oci_version: String,
     pub no_pivot: bool,
     pub new_keyring: bool,
     pub preserve_fds: u32,
+}
+
+/// The `run.husk.init` annotations: "true" or "false", anything else refused.
+fn pid1_mode(a: Option<&HashMap<String, String>>) -> Result<Option<bool>, PlanError> {
+    use crate::init::reaper::{ANNOTATION, ANNOTATION_GROUP};
+    let flag = |key: &str| match a.and_then(|a| a.get(key)).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => err(
+            format!("annotations.{key}"),
+            format!("{v:?}: expected \"true\" or \"false\""),
+        ),
+    };
+    Ok(flag(ANNOTATION)?.then_some(flag(ANNOTATION_GROUP)?))
 }
 
 /// Normalises an absolute path inside the container: `.` dropped, `..` resolved
@@ -460,6 +476,7 @@ impl Plan {
             cgroup_writes,
             device_rules,
             seccomp,
+            pid1: pid1_mode(spec.annotations().as_ref())?,
             annotations: spec.annotations().clone().unwrap_or_default(),
             oci_version: spec.version().clone(),
             no_pivot: opts.no_pivot,

@@ -15,6 +15,7 @@ use crate::process::sync::{Channel, Msg};
 use crate::rootfs;
 
 pub mod join;
+pub mod reaper;
 
 /// What the parent prepared for the init besides the plan: descriptors opened
 /// before clone, inherited by the child.
@@ -80,6 +81,19 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
         None,
     )
     .map_err(step("sigprocmask"))?;
+    // husk's own PID 1 is exec'd from the binary this process runs (the
+    // read-only view), opened while the host's /proc is still at hand.
+    let pid1_exe = match plan.pid1 {
+        Some(_) => Some(
+            nix::fcntl::open(
+                "/proc/self/exe",
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(step("annotations.run.husk.init: open /proc/self/exe"))?,
+        ),
+        None => None,
+    };
     let new_userns = plan.ns.new.contains(CloneFlags::CLONE_NEWUSER);
     if new_userns {
         chan.expect(Msg::MapsDone).map_err(sync_err)?;
@@ -190,6 +204,9 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
 
     let start_container = plan.hooks.start_container().clone().unwrap_or_default();
     hooks::run("startContainer", &start_container, &state("created"))?;
+    if let (Some(exe), Some(group)) = (&pid1_exe, plan.pid1) {
+        return Err(exec_reaper(exe, &path, p, group));
+    }
     Err(exec::exec(&path, p).into())
 }
 
@@ -237,6 +254,27 @@ fn load_seccomp(sc: &crate::seccomp::Compiled, chan: &Channel) -> Result<(), Ini
             .map_err(|e| InitError::Sync(e.to_string()))?;
     }
     Ok(())
+}
+
+/// Execs `husk init [-g] -- PATH ARGS…` from `exe`, with the process's
+/// environment: the reaper then starts the program as its child.
+fn exec_reaper(
+    exe: &OwnedFd,
+    path: &std::ffi::CStr,
+    p: &crate::plan::ProcessPlan,
+    group: bool,
+) -> InitError {
+    let mut argv: Vec<&std::ffi::CStr> = vec![c"husk", c"init"];
+    if group {
+        argv.push(c"-g");
+    }
+    argv.push(c"--");
+    argv.push(path);
+    argv.extend(p.args.iter().skip(1).map(|a| a.as_c_str()));
+    let errno = nix::unistd::execveat(exe, c"", &argv, &p.env, nix::fcntl::AtFlags::AT_EMPTY_PATH)
+        .err()
+        .unwrap_or(Errno::EINVAL);
+    step("annotations.run.husk.init: exec husk init")(errno)
 }
 
 fn sync_err(e: Result<String, crate::process::sync::SyncError>) -> InitError {
