@@ -12,6 +12,11 @@ esac
 command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 [ -e /usr/lib/x86_64-linux-gnu/libseccomp.a ] || need_apt+=(libseccomp-dev)
+# The end-to-end test drives husk through containerd's runc v2 shim and ctr
+# (its own daemon, socket and directories; never the system's), with a pty
+# from script(1) for `ctr run -t`.
+command -v containerd-shim-runc-v2 >/dev/null || need_apt+=(containerd)
+command -v script >/dev/null || need_apt+=(bsdutils)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

@@ -170,6 +170,27 @@ impl Cgroup {
 /// Enables the controllers `writes` need in every ancestor's
 /// `cgroup.subtree_control`, from the hierarchy's root down to the container's
 /// parent, so the container's cgroup gets their files.
+/// The writes worth making on the hierarchy at `mount`: a setting that asks
+/// for the default (ctr always sends cpu shares 1024, v1's default) is
+/// dropped when its controller is not available, since it asks for nothing
+/// a plain cgroup does not have; any other setting stays, and an unavailable
+/// controller is then an error in [`enable_controllers`].
+pub fn effective_writes(mount: &Path, writes: &[resources::Write]) -> Vec<resources::Write> {
+    if writes.iter().all(|w| !w.is_default) {
+        return writes.to_vec();
+    }
+    let available = fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+    writes
+        .iter()
+        .filter(|w| {
+            !w.is_default
+                || w.controller
+                    .is_none_or(|c| available.split_whitespace().any(|a| a == c))
+        })
+        .cloned()
+        .collect()
+}
+
 pub fn enable_controllers(
     mount: &Path,
     rel: &Path,

@@ -17,6 +17,9 @@ pub struct Write {
     pub controller: Option<&'static str>,
     pub file: String,
     pub value: String,
+    /// The request is the default a new cgroup has anyway (cpu shares 1024,
+    /// "max" limits): harmless to drop where the controller is missing.
+    pub is_default: bool,
 }
 
 /// A setting that cannot be expressed on cgroup v2, or a bad value.
@@ -35,11 +38,13 @@ fn bad<T>(field: &str, msg: impl Into<String>) -> Result<T, ResourceError> {
 }
 
 fn w(out: &mut Vec<Write>, field: &str, controller: &'static str, file: &str, value: String) {
+    let is_default = value == "max" || value == "max 100000";
     out.push(Write {
         field: field.to_string(),
         controller: Some(controller),
         file: file.to_string(),
         value,
+        is_default,
     });
 }
 
@@ -163,6 +168,10 @@ pub fn writes(res: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
                 "cpu.weight",
                 shares_to_weight(s).to_string(),
             );
+            // 1024 is cgroup v1's default share, which engines send unasked.
+            if let Some(last) = out.last_mut() {
+                last.is_default = s == 1024;
+            }
         }
         let quota = c.quota().unwrap_or(0);
         let period = c.period().unwrap_or(0);
@@ -349,6 +358,7 @@ pub fn writes(res: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
             controller: known_controller(controller),
             file: key.clone(),
             value: value.clone(),
+            is_default: false,
         });
     }
     Ok(out)

@@ -117,8 +117,9 @@ fn create_in(
                 undo.cgroup = Some(cg.path.clone());
             }
             // Limits are in place before the process exists.
-            cgroups::enable_controllers(&mount, &rel, &plan.cgroup_writes)?;
-            cgroups::apply(&cg.path, &plan.cgroup_writes)?;
+            let writes = cgroups::effective_writes(&mount, &plan.cgroup_writes);
+            cgroups::enable_controllers(&mount, &rel, &writes)?;
+            cgroups::apply(&cg.path, &writes)?;
             Some(cg)
         }
         None if !plan.cgroup_writes.is_empty() || plan.device_rules.is_some() => {
