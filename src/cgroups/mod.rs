@@ -365,6 +365,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn default_requests_are_dropped_only_where_their_controller_is_missing() {
+        let dir = std::env::temp_dir().join(format!("husk-effw-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let res: oci_spec::runtime::LinuxResources = serde_json::from_value(serde_json::json!({
+            "cpu": {"shares": 1024}, "pids": {"limit": 10}
+        }))
+        .unwrap();
+        let writes = resources::writes(&res).unwrap();
+        fs::write(dir.join("cgroup.controllers"), "memory pids\n").unwrap();
+        let kept: Vec<_> = effective_writes(&dir, &writes)
+            .into_iter()
+            .map(|w| w.file)
+            .collect();
+        assert_eq!(kept, ["pids.max"]);
+        // With the controller there, the default is written like any value.
+        fs::write(dir.join("cgroup.controllers"), "cpu pids\n").unwrap();
+        assert_eq!(effective_writes(&dir, &writes).len(), 2);
+        // A real limit is never dropped: enable_controllers refuses it instead.
+        let res: oci_spec::runtime::LinuxResources =
+            serde_json::from_value(serde_json::json!({"cpu": {"shares": 512}})).unwrap();
+        fs::write(dir.join("cgroup.controllers"), "pids\n").unwrap();
+        let writes = resources::writes(&res).unwrap();
+        assert_eq!(effective_writes(&dir, &writes), writes);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn default_and_given_paths() {
         assert_eq!(
             relative_path(None, "c1", false).unwrap(),
