@@ -87,6 +87,32 @@ fn term_reaches_the_application() {
     c.ok(&["kill", "TERM"]);
     assert!(wait_stopped_within(&c, Duration::from_secs(5)));
     c.delete();
+
+    // And the status is reported: a foreground run ends with 128+15.
+    b.write();
+    let mut child = b
+        .husk()
+        .args(["run", "-b"])
+        .arg(&b.dir)
+        .arg("termcode")
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    // Two processes: husk's init has forked the application (before that,
+    // the init ignores TERM as any PID 1 without a handler does).
+    let count = || {
+        serde_json::from_slice::<Vec<i32>>(&b.cmd(&["ps", "--format", "json", "termcode"]).stdout)
+            .map(|v| v.len())
+            .unwrap_or(0)
+    };
+    while count() < 2 {
+        assert!(t.elapsed() < Duration::from_secs(5), "never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = b.cmd(&["kill", "termcode", "TERM"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(child.wait().unwrap().code(), Some(143));
 }
 
 #[test]
