@@ -203,3 +203,15 @@ fn a_bad_annotation_value_is_refused_with_its_name() {
         stderr(&o)
     );
 }
+
+#[test]
+fn process_group_mode_puts_the_program_in_its_own_group() {
+    // Without it the program shares the init's group (1, from setsid); with
+    // it, the program leads a group of its own, which signals then reach.
+    let script = "set -- $(cat /proc/$$/stat); echo $1 $5";
+    let mut b = Bundle::sh(script);
+    with_init(&mut b);
+    assert_eq!(run_ok(&b, "nogroup"), "2 1\n");
+    b.config["annotations"]["run.husk.init.process-group"] = json!("true");
+    assert_eq!(run_ok(&b, "group"), "2 2\n");
+}
