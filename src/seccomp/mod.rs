@@ -200,12 +200,109 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, SeccompError> {
         }
         _ => None,
     };
+    if !matches!(
+        default,
+        ScmpAction::Allow | ScmpAction::Log | ScmpAction::Notify
+    ) {
+        let mut arches = vec![ScmpArch::native()];
+        for a in s.architectures().iter().flatten() {
+            if let Ok(arch) = ScmpArch::from_str(&name(a)) {
+                arches.push(arch);
+            }
+        }
+        let names: Vec<&String> = s
+            .syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|r| r.names())
+            .collect();
+        let mut maxima = Vec::new();
+        for arch in arches {
+            let Some(token) = audit_arch(arch) else {
+                continue;
+            };
+            let max = names
+                .iter()
+                .filter_map(|n| ScmpSyscall::from_name_by_arch(n, arch).ok())
+                .map(i32::from)
+                .filter(|nr| *nr >= 0)
+                .max();
+            if let Some(max) = max
+                && !maxima.iter().any(|(t, _)| *t == token)
+            {
+                maxima.push((token, max as u32));
+            }
+        }
+        if !maxima.is_empty() {
+            bpf = enosys_stub(&maxima).into_iter().chain(bpf).collect();
+        }
+    }
     Ok(Compiled {
         bpf,
         flags,
         skipped,
         listener,
     })
+}
+
+/// AUDIT_ARCH_* of the architectures whose syscall numbers the stub checks.
+fn audit_arch(a: ScmpArch) -> Option<u32> {
+    match a {
+        ScmpArch::X8664 => Some(0xc000_003e),
+        ScmpArch::X86 => Some(0x4000_0003),
+        // x32 shares x86_64's token; its numbers carry bit 30 and are left
+        // to the filter.
+        _ => None,
+    }
+}
+
+/// A BPF prologue that answers ENOSYS for any syscall numbered above the
+/// highest the profile names on that architecture: a syscall newer than the
+/// profile then looks absent, and programs fall back to an older one (as
+/// runc and crun do), instead of failing with the default errno. The filter
+/// libseccomp made follows unchanged (its jumps are relative, and it loads
+/// what it needs itself).
+fn enosys_stub(maxima: &[(u32, u32)]) -> Vec<u8> {
+    const LD_ABS_W: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const JGT_K: u16 = 0x25;
+    const JGE_K: u16 = 0x35;
+    const RET_K: u16 = 0x06;
+    const X32_BIT: u32 = 0x4000_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let mut prog: Vec<(u16, u8, u8, u32)> = Vec::new();
+    // Each block: ld arch; jeq token; ld nr; [jge x32 bit]; jgt max.
+    let block_len = |token: u32| if token == 0xc000_003e { 5 } else { 4 };
+    let total: usize = maxima.iter().map(|(t, _)| block_len(*t)).sum();
+    // Index of the `ret ENOSYS`; the original program starts right after it.
+    let enosys = total;
+    for (token, max) in maxima {
+        let start = prog.len();
+        let end = start + block_len(*token);
+        let next = end; // the next block, or the ret ENOSYS when last
+        let jump = |from: usize, to: usize| (to - from - 1) as u8;
+        prog.push((LD_ABS_W, 0, 0, 4));
+        let at = prog.len();
+        // Not this arch: the next block; if it is the last, skip the ret.
+        let other = if next == enosys { enosys + 1 } else { next };
+        prog.push((JEQ_K, 0, jump(at, other), *token));
+        prog.push((LD_ABS_W, 0, 0, 0));
+        if *token == 0xc000_003e {
+            let at = prog.len();
+            prog.push((JGE_K, jump(at, enosys + 1), 0, X32_BIT));
+        }
+        let at = prog.len();
+        prog.push((JGT_K, jump(at, enosys), jump(at, enosys + 1), *max));
+    }
+    prog.push((RET_K, 0, 0, RET_ERRNO | libc::ENOSYS as u32));
+    let mut out = Vec::with_capacity(prog.len() * 8);
+    for (code, jt, jf, k) in prog {
+        out.extend_from_slice(&code.to_ne_bytes());
+        out.push(jt);
+        out.push(jf);
+        out.extend_from_slice(&k.to_ne_bytes());
+    }
+    out
 }
 
 /// Hands the listener fd to the seccomp agent (config-linux.md, The Container
@@ -385,6 +482,83 @@ mod tests {
         ] {
             assert_eq!(compile(&profile(json)).unwrap_err().field, field);
         }
+    }
+
+    /// Runs a classic BPF program (the few opcodes the stub uses) on a
+    /// seccomp_data with `nr` and `arch`.
+    fn run_bpf(prog: &[u8], nr: u32, arch: u32) -> u32 {
+        let ins: Vec<(u16, u8, u8, u32)> = prog
+            .chunks(8)
+            .map(|c| {
+                (
+                    u16::from_ne_bytes([c[0], c[1]]),
+                    c[2],
+                    c[3],
+                    u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+                )
+            })
+            .collect();
+        let (mut pc, mut a) = (0usize, 0u32);
+        loop {
+            let (code, jt, jf, k) = ins[pc];
+            pc += 1;
+            match code {
+                0x20 => a = if k == 0 { nr } else { arch },
+                0x15 | 0x25 | 0x35 => {
+                    let t = match code {
+                        0x15 => a == k,
+                        0x25 => a > k,
+                        _ => a >= k,
+                    };
+                    pc += if t { jt } else { jf } as usize;
+                }
+                0x06 => return k,
+                c => panic!("opcode {c:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn enosys_stub_answers_only_above_each_arches_newest() {
+        const ALLOW: u32 = 0x7fff_0000;
+        const ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
+        let (x64, x86) = (0xc000_003e, 0x4000_0003);
+        let mut prog = enosys_stub(&[(x64, 334), (x86, 400)]);
+        // The filter that follows, reduced to one verdict.
+        prog.extend_from_slice(&0x06u16.to_ne_bytes());
+        prog.extend_from_slice(&[0, 0]);
+        prog.extend_from_slice(&ALLOW.to_ne_bytes());
+        assert_eq!(run_bpf(&prog, 334, x64), ALLOW);
+        assert_eq!(run_bpf(&prog, 335, x64), ENOSYS);
+        assert_eq!(
+            run_bpf(&prog, 0x4000_0200, x64),
+            ALLOW,
+            "x32 is the filter's"
+        );
+        assert_eq!(run_bpf(&prog, 400, x86), ALLOW);
+        assert_eq!(run_bpf(&prog, 401, x86), ENOSYS);
+        assert_eq!(
+            run_bpf(&prog, 9999, 0xc000_00b7),
+            ALLOW,
+            "other arches untouched"
+        );
+    }
+
+    #[test]
+    fn stub_only_when_the_default_refuses() {
+        let allow = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        })))
+        .unwrap();
+        let errno = compile(&profile(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ALLOW"}]
+        })))
+        .unwrap();
+        let stub = enosys_stub(&[(0xc000_003e, 83)]);
+        assert!(errno.bpf.starts_with(&stub));
+        assert!(!allow.bpf.starts_with(&stub));
     }
 
     #[test]

@@ -41,6 +41,13 @@ pub fn rootfs() -> &'static Path {
         let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         let dir = base.join("rootfs");
         if dir.join(".complete").exists() {
+            // A probe rebuilt since the rootfs was made replaces the old one
+            // (by rename, so a running copy is not disturbed).
+            if fs::read(probe()).ok() != fs::read(dir.join("bin/probe")).ok() {
+                let tmp = dir.join(format!("bin/.probe.{}", std::process::id()));
+                fs::copy(probe(), &tmp).unwrap();
+                fs::rename(&tmp, dir.join("bin/probe")).unwrap();
+            }
             return dir;
         }
         // Built beside and renamed into place, so a half-built rootfs is never used.

@@ -26,6 +26,10 @@ int main(int argc, char **argv)
 		/* KEYCTL_GET_KEYRING_ID of the session keyring */
 		return report(syscall(SYS_keyctl, 0, -3, 0), "keyctl allowed");
 	}
+	if (argc >= 3 && !strcmp(argv[1], "syscall")) {
+		/* A raw syscall by number, no arguments: what the filter answers. */
+		return report(syscall(atol(argv[2]), 0, 0, 0, 0, 0, 0), "syscall returned");
+	}
 	if (argc >= 3 && !strcmp(argv[1], "open-write")) {
 		return report(open(argv[2], O_WRONLY | O_CLOEXEC), "opened for writing");
 	}
@@ -42,6 +46,6 @@ int main(int argc, char **argv)
 				fputs(line, stdout);
 		return 0;
 	}
-	fprintf(stderr, "usage: probe keyctl|open-write PATH|open-path PATH|euid\n");
+	fprintf(stderr, "usage: probe keyctl|syscall NR|open-write PATH|open-path PATH|euid\n");
 	return 2;
 }
