@@ -10,6 +10,7 @@ pub mod cli;
 pub mod console;
 pub mod container;
 pub mod hooks;
+pub mod image;
 pub mod init;
 pub mod log;
 pub mod plan;

@@ -1,0 +1,487 @@
+//! OCI images to bundles (`husk-image`). An image is read from an OCI layout
+//! directory or an OCI archive (image-spec image-layout.md); every blob is
+//! checked against its descriptor's digest and size before it is used; the
+//! layers are applied in order into a new rootfs, and config.json is made
+//! from the image config (image-spec conversion.md). Image content is
+//! untrusted: nothing it names can reach outside the rootfs being made.
+
+pub mod config;
+pub mod unpack;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use sha2::Digest;
+
+/// An error, naming the image part (blob digest, file, field) involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{0}")]
+    Source(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("blob {digest}: {msg}")]
+    Blob { digest: String, msg: String },
+    #[error("{0}")]
+    Bad(String),
+}
+
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ImageError {
+    let what = what.into();
+    move |source| ImageError::Io { what, source }
+}
+
+/// Where the image comes from, in skopeo's transport syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `oci:DIR[:REF]`
+    Layout {
+        dir: PathBuf,
+        reference: Option<String>,
+    },
+    /// `oci-archive:FILE[:REF]`
+    Archive {
+        file: PathBuf,
+        reference: Option<String>,
+    },
+}
+
+impl Source {
+    pub fn parse(s: &str) -> Result<Source, ImageError> {
+        let (transport, rest) = s.split_once(':').ok_or_else(|| {
+            ImageError::Source(format!(
+                "{s:?}: expected oci:DIR[:REF] or oci-archive:FILE[:REF]"
+            ))
+        })?;
+        let (path, reference) = match rest.split_once(':') {
+            Some((p, r)) if !r.is_empty() => (p, Some(r.to_string())),
+            Some((p, _)) => (p, None),
+            None => (rest, None),
+        };
+        if path.is_empty() {
+            return Err(ImageError::Source(format!("{s:?}: no path")));
+        }
+        match transport {
+            "oci" => Ok(Source::Layout {
+                dir: path.into(),
+                reference,
+            }),
+            "oci-archive" => Ok(Source::Archive {
+                file: path.into(),
+                reference,
+            }),
+            t => Err(ImageError::Source(format!(
+                "{s:?}: unknown transport {t:?} (oci, oci-archive)"
+            ))),
+        }
+    }
+}
+
+/// A content descriptor (image-spec descriptor.md), the parts used here.
+#[derive(Debug, Clone)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub annotations: serde_json::Map<String, Value>,
+    pub platform: Option<(String, String)>,
+}
+
+impl Descriptor {
+    fn from_json(v: &Value, field: &str) -> Result<Descriptor, ImageError> {
+        let bad = |m: &str| ImageError::Bad(format!("{field}: {m}"));
+        Ok(Descriptor {
+            media_type: v["mediaType"].as_str().unwrap_or_default().to_string(),
+            digest: v["digest"]
+                .as_str()
+                .ok_or_else(|| bad("digest missing"))?
+                .to_string(),
+            size: v["size"].as_u64().ok_or_else(|| bad("size missing"))?,
+            annotations: v["annotations"].as_object().cloned().unwrap_or_default(),
+            platform: v["platform"].as_object().map(|p| {
+                (
+                    p.get("os")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    p.get("architecture")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            }),
+        })
+    }
+}
+
+/// A hash being computed over what is read through it.
+pub(crate) enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn for_digest(digest: &str) -> Result<(Hasher, String), ImageError> {
+        let bad = |m: &str| ImageError::Blob {
+            digest: digest.to_string(),
+            msg: m.to_string(),
+        };
+        let (alg, hex) = digest.split_once(':').ok_or_else(|| bad("not ALG:HEX"))?;
+        let (h, len) = match alg {
+            "sha256" => (Hasher::Sha256(sha2::Sha256::new()), 64),
+            "sha512" => (Hasher::Sha512(sha2::Sha512::new()), 128),
+            a => return Err(bad(&format!("unsupported digest algorithm {a:?}"))),
+        };
+        if hex.len() != len || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(bad("malformed digest"));
+        }
+        Ok((h, hex.to_string()))
+    }
+
+    fn update(&mut self, b: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(b),
+            Hasher::Sha512(h) => h.update(b),
+        }
+    }
+
+    fn hex(self) -> String {
+        let bytes: Vec<u8> = match self {
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+        };
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Reads a blob while hashing it; [`Verified::finish`] checks digest and size.
+pub struct Verified {
+    file: fs::File,
+    hasher: Hasher,
+    want: String,
+    desc: Descriptor,
+    read: u64,
+}
+
+impl Read for Verified {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        // Never more than the descriptor says: a longer blob is wrong anyway.
+        let left = self.desc.size.saturating_sub(self.read);
+        let cap = buf.len().min(left.min(usize::MAX as u64) as usize);
+        if cap == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read(&mut buf[..cap])?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+impl Verified {
+    /// Reads what is left, then checks size and digest.
+    pub fn finish(mut self) -> Result<(), ImageError> {
+        std::io::copy(&mut self, &mut std::io::sink()).map_err(io(&self.desc.digest))?;
+        let mut extra = [0u8; 1];
+        let longer = self.file.read(&mut extra).map(|n| n > 0).unwrap_or(false);
+        if self.read != self.desc.size || longer {
+            return Err(ImageError::Blob {
+                digest: self.desc.digest.clone(),
+                msg: format!("size differs from the descriptor's {}", self.desc.size),
+            });
+        }
+        let got = self.hasher.hex();
+        if got != self.want {
+            return Err(ImageError::Blob {
+                digest: self.desc.digest.clone(),
+                msg: format!("content does not match its digest (it hashes to {got})"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// An OCI image layout on disk.
+pub struct Layout {
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    /// Opens a blob for verified reading.
+    pub fn blob(&self, desc: &Descriptor) -> Result<Verified, ImageError> {
+        let (hasher, want) = Hasher::for_digest(&desc.digest)?;
+        let (alg, _) = desc.digest.split_once(':').unwrap_or_default();
+        let path = self.dir.join("blobs").join(alg).join(&want);
+        let file = fs::File::open(&path).map_err(|e| ImageError::Blob {
+            digest: desc.digest.clone(),
+            msg: format!("{}: {e}", path.display()),
+        })?;
+        Ok(Verified {
+            file,
+            hasher,
+            want,
+            desc: desc.clone(),
+            read: 0,
+        })
+    }
+
+    /// A small JSON blob, verified.
+    pub fn json(&self, desc: &Descriptor) -> Result<Value, ImageError> {
+        if desc.size > 16 << 20 {
+            return Err(ImageError::Blob {
+                digest: desc.digest.clone(),
+                msg: "a JSON blob over 16 MiB".into(),
+            });
+        }
+        let mut r = self.blob(desc)?;
+        let mut buf = Vec::new();
+        r.read_to_end(&mut buf).map_err(io(&desc.digest))?;
+        r.finish()?;
+        serde_json::from_slice(&buf).map_err(|e| ImageError::Blob {
+            digest: desc.digest.clone(),
+            msg: format!("not JSON: {e}"),
+        })
+    }
+
+    /// The manifest for `reference` (a ref name or a digest; the only image
+    /// when none), for `platform` (os, architecture) when an index is met.
+    pub fn manifest(
+        &self,
+        reference: Option<&str>,
+        platform: (&str, &str),
+    ) -> Result<(Descriptor, Value), ImageError> {
+        let path = self.dir.join("index.json");
+        let text = fs::read(&path).map_err(io(path.display().to_string()))?;
+        let index: Value = serde_json::from_slice(&text)
+            .map_err(|e| ImageError::Bad(format!("{}: {e}", path.display())))?;
+        let layout = self.dir.join("oci-layout");
+        if !layout.exists() {
+            return Err(ImageError::Bad(format!(
+                "{}: missing: not an OCI image layout",
+                layout.display()
+            )));
+        }
+        let descs = descriptors(&index, "index.json")?;
+        let chosen: Vec<&Descriptor> = match reference {
+            Some(r) if r.contains(':') && r.len() > 70 => {
+                descs.iter().filter(|d| d.digest == r).collect()
+            }
+            Some(r) => descs
+                .iter()
+                .filter(|d| {
+                    d.annotations
+                        .get("org.opencontainers.image.ref.name")
+                        .and_then(Value::as_str)
+                        == Some(r)
+                })
+                .collect(),
+            None => descs.iter().collect(),
+        };
+        let desc = match chosen.as_slice() {
+            [d] => (*d).clone(),
+            [] => {
+                return Err(ImageError::Source(format!(
+                    "{}: no image {}",
+                    self.dir.display(),
+                    reference
+                        .map(|r| format!("named {r:?}"))
+                        .unwrap_or_default()
+                )));
+            }
+            _ => {
+                return Err(ImageError::Source(format!(
+                    "{}: {} images; name one (oci:DIR:REF)",
+                    self.dir.display(),
+                    chosen.len()
+                )));
+            }
+        };
+        self.resolve(desc, platform, 0)
+    }
+
+    fn resolve(
+        &self,
+        desc: Descriptor,
+        platform: (&str, &str),
+        depth: u32,
+    ) -> Result<(Descriptor, Value), ImageError> {
+        const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+        const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+        if depth > 4 {
+            return Err(ImageError::Bad("indexes nested too deep".into()));
+        }
+        let v = self.json(&desc)?;
+        let media = if desc.media_type.is_empty() {
+            v["mediaType"].as_str().unwrap_or_default().to_string()
+        } else {
+            desc.media_type.clone()
+        };
+        match media.as_str() {
+            MANIFEST => Ok((desc, v)),
+            INDEX => {
+                let descs = descriptors(&v, &desc.digest)?;
+                let d = descs
+                    .into_iter()
+                    .find(|d| {
+                        d.platform
+                            .as_ref()
+                            .is_some_and(|(os, arch)| os == platform.0 && arch == platform.1)
+                    })
+                    .ok_or_else(|| {
+                        ImageError::Source(format!(
+                            "index {}: no manifest for {}/{}",
+                            desc.digest, platform.0, platform.1
+                        ))
+                    })?;
+                self.resolve(d, platform, depth + 1)
+            }
+            m => Err(ImageError::Blob {
+                digest: desc.digest,
+                msg: format!("unknown media type {m:?} for a manifest"),
+            }),
+        }
+    }
+}
+
+fn descriptors(v: &Value, field: &str) -> Result<Vec<Descriptor>, ImageError> {
+    v["manifests"]
+        .as_array()
+        .ok_or_else(|| ImageError::Bad(format!("{field}: no manifests")))?
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Descriptor::from_json(d, &format!("{field}: manifests[{i}]")))
+        .collect()
+}
+
+/// The host's platform in OCI terms.
+pub fn host_platform() -> (&'static str, &'static str) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    ("linux", arch)
+}
+
+/// What `husk-image unpack` was asked for.
+pub struct UnpackArgs<'a> {
+    pub source: &'a Source,
+    pub bundle: &'a Path,
+    pub platform: (&'a str, &'a str),
+    pub entrypoint: Option<Vec<String>>,
+    pub args: Vec<String>,
+}
+
+/// Makes BUNDLE/rootfs (all layers applied) and BUNDLE/config.json. Built
+/// beside and renamed into place: on any error nothing is left at BUNDLE
+/// that was not there before.
+pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
+    let (layout, _tmp) = match a.source {
+        Source::Layout { dir, .. } => (Layout { dir: dir.clone() }, None),
+        Source::Archive { file, .. } => {
+            let tmp = TempDir::new(a.bundle, "archive")?;
+            let f = fs::File::open(file).map_err(io(file.display().to_string()))?;
+            tar::Archive::new(f)
+                .unpack(&tmp.0)
+                .map_err(io(format!("{}: unpack archive", file.display())))?;
+            (Layout { dir: tmp.0.clone() }, Some(tmp))
+        }
+    };
+    let reference = match a.source {
+        Source::Layout { reference, .. } | Source::Archive { reference, .. } => {
+            reference.as_deref()
+        }
+    };
+    let (mdesc, manifest) = layout.manifest(reference, a.platform)?;
+    let cdesc = Descriptor::from_json(&manifest["config"], &format!("{}: config", mdesc.digest))?;
+    let image_config = layout.json(&cdesc)?;
+    let layers = manifest["layers"]
+        .as_array()
+        .ok_or_else(|| ImageError::Bad(format!("manifest {}: no layers", mdesc.digest)))?;
+
+    let rootfs = a.bundle.join("rootfs");
+    if rootfs.exists() || a.bundle.join("config.json").exists() {
+        return Err(ImageError::Source(format!(
+            "{}: already holds a rootfs or config.json",
+            a.bundle.display()
+        )));
+    }
+    fs::create_dir_all(a.bundle).map_err(io(a.bundle.display().to_string()))?;
+    let tmp = TempDir::new(a.bundle, "rootfs")?;
+    for (i, l) in layers.iter().enumerate() {
+        let d = Descriptor::from_json(l, &format!("{}: layers[{i}]", mdesc.digest))?;
+        let blob = layout.blob(&d)?;
+        let blob = unpack::apply_layer(&tmp.0, &d, blob)?;
+        blob.finish()?;
+    }
+    let spec = config::spec(&image_config, &tmp.0, a.entrypoint.as_deref(), &a.args)?;
+    let text = serde_json::to_vec_pretty(&spec).map_err(|e| ImageError::Bad(e.to_string()))?;
+    let cfg_tmp = a.bundle.join(".config.json.tmp");
+    fs::write(&cfg_tmp, text).map_err(io(cfg_tmp.display().to_string()))?;
+    fs::rename(&tmp.0, &rootfs).map_err(io(rootfs.display().to_string()))?;
+    tmp.keep();
+    fs::rename(&cfg_tmp, a.bundle.join("config.json")).map_err(io("config.json"))?;
+    Ok(())
+}
+
+/// A directory removed on drop unless kept.
+struct TempDir(PathBuf, std::cell::Cell<bool>);
+
+impl TempDir {
+    fn new(beside: &Path, what: &str) -> Result<TempDir, ImageError> {
+        fs::create_dir_all(beside).map_err(io(beside.display().to_string()))?;
+        let p = beside.join(format!(".{what}.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir(&p).map_err(io(p.display().to_string()))?;
+        Ok(TempDir(p, std::cell::Cell::new(false)))
+    }
+
+    fn keep(&self) {
+        self.1.set(true);
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.1.get() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_as_skopeo_writes_them() {
+        assert_eq!(
+            Source::parse("oci:/x/y:latest").unwrap(),
+            Source::Layout {
+                dir: "/x/y".into(),
+                reference: Some("latest".into())
+            }
+        );
+        assert_eq!(
+            Source::parse("oci-archive:img.tar").unwrap(),
+            Source::Archive {
+                file: "img.tar".into(),
+                reference: None
+            }
+        );
+        assert!(Source::parse("docker://busybox").is_err());
+        assert!(Source::parse("oci:").is_err());
+    }
+
+    #[test]
+    fn digests_are_checked_for_form() {
+        assert!(Hasher::for_digest("sha256:abc").is_err());
+        assert!(Hasher::for_digest("md5:00").is_err());
+        assert!(Hasher::for_digest(&format!("sha512:{}", "a".repeat(128))).is_ok());
+    }
+}

@@ -1,0 +1,412 @@
+//! husk-image: images built here (with the tar crate), unpacked into bundles
+//! and run with husk; crafted layers that try to write outside the rootfs.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+fn husk_image() -> &'static str {
+    env!("CARGO_BIN_EXE_husk-image")
+}
+
+fn digest(data: &[u8]) -> String {
+    let h = sha2::Sha256::digest(data);
+    format!(
+        "sha256:{}",
+        h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// An OCI layout under construction.
+struct Image {
+    dir: PathBuf,
+    layers: Vec<Value>,
+    diff_ids: Vec<String>,
+}
+
+/// A tar layer built entry by entry.
+struct Layer(tar::Builder<Vec<u8>>);
+
+impl Layer {
+    fn new() -> Layer {
+        Layer(tar::Builder::new(Vec::new()))
+    }
+
+    fn header(kind: tar::EntryType, mode: u32) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        h.set_size(0);
+        h
+    }
+
+    fn dir(mut self, path: &str) -> Layer {
+        let mut h = Layer::header(tar::EntryType::Directory, 0o755);
+        self.0.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
+    fn file(mut self, path: &str, data: &[u8], mode: u32) -> Layer {
+        let mut h = Layer::header(tar::EntryType::Regular, mode);
+        h.set_size(data.len() as u64);
+        self.0.append_data(&mut h, path, data).unwrap();
+        self
+    }
+
+    /// A regular file whose name is written raw (the tar crate refuses `..`
+    /// and absolute names through its safe API, as an attacker would not).
+    fn raw_file(mut self, name: &str, data: &[u8]) -> Layer {
+        let mut h = Layer::header(tar::EntryType::Regular, 0o644);
+        h.set_size(data.len() as u64);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        h.set_cksum();
+        self.0.append(&h, data).unwrap();
+        self
+    }
+
+    fn link(mut self, kind: tar::EntryType, path: &str, target: &str) -> Layer {
+        let mut h = Layer::header(kind, 0o777);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..path.len()].copy_from_slice(path.as_bytes());
+        gnu.linkname[..target.len()].copy_from_slice(target.as_bytes());
+        h.set_cksum();
+        self.0.append(&h, &[][..]).unwrap();
+        self
+    }
+
+    fn bytes(self) -> Vec<u8> {
+        self.0.into_inner().unwrap()
+    }
+}
+
+impl Image {
+    fn new(dir: &Path) -> Image {
+        fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        Image {
+            dir: dir.to_path_buf(),
+            layers: vec![],
+            diff_ids: vec![],
+        }
+    }
+
+    fn blob(&self, data: &[u8]) -> String {
+        let d = digest(data);
+        fs::write(self.dir.join("blobs/sha256").join(&d[7..]), data).unwrap();
+        d
+    }
+
+    /// Adds a layer, compressed as `how` ("", "gzip", "zstd").
+    fn layer(&mut self, tar: Vec<u8>, how: &str) -> &mut Image {
+        self.diff_ids.push(digest(&tar));
+        let (data, media) = match how {
+            "gzip" => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                e.write_all(&tar).unwrap();
+                (
+                    e.finish().unwrap(),
+                    "application/vnd.oci.image.layer.v1.tar+gzip",
+                )
+            }
+            "zstd" => (
+                zstd::encode_all(&tar[..], 3).unwrap(),
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+            ),
+            _ => (tar, "application/vnd.oci.image.layer.v1.tar"),
+        };
+        let d = self.blob(&data);
+        self.layers
+            .push(json!({"mediaType": media, "digest": d, "size": data.len()}));
+        self
+    }
+
+    /// Writes config, manifest and index; returns `oci:DIR:latest`.
+    fn finish(&self, config: Value) -> String {
+        let mut cfg = json!({"architecture": "amd64", "os": "linux", "config": config,
+            "rootfs": {"type": "layers", "diff_ids": self.diff_ids}});
+        cfg["created"] = json!("2026-01-01T00:00:00Z");
+        let c = serde_json::to_vec(&cfg).unwrap();
+        let cd = self.blob(&c);
+        let m = serde_json::to_vec(&json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": c.len()},
+            "layers": self.layers}))
+        .unwrap();
+        let md = self.blob(&m);
+        fs::write(
+            self.dir.join("index.json"),
+            serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [{
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": md, "size": m.len(),
+                "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}))
+            .unwrap(),
+        )
+        .unwrap();
+        format!("oci:{}:latest", self.dir.display())
+    }
+}
+
+/// The busybox rootfs of the other tests, as one layer.
+fn busybox_layer() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    b.append_dir_all(".", rootfs()).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn unpack(source: &str, bundle: &Path, extra: &[&str]) -> std::process::Output {
+    Command::new(husk_image())
+        .args(["unpack", "--flat"])
+        .arg(source)
+        .arg(bundle)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Runs the bundle made by husk-image with husk; returns stdout.
+fn run_bundle(dir: &Path, id: &str) -> String {
+    let root = dir.join("state");
+    let o = Command::new(husk_bin())
+        .arg("--root")
+        .arg(&root)
+        .args(["run", "-b"])
+        .arg(dir.join("bundle"))
+        .arg(id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    reap_orphans();
+    assert!(o.status.success(), "run: {}", stderr(&o));
+    stdout(&o)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("img-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn an_image_of_three_layers_runs_with_whiteouts_applied() {
+    let d = scratch("run");
+    let mut img = Image::new(&d.join("layout"));
+    img.layer(busybox_layer(), "gzip");
+    img.layer(
+        Layer::new()
+            .dir("app")
+            .file(
+                "app/hello.sh",
+                b"echo hello from $GREETING in $(pwd) as $(id -u):$(id -g)\n",
+                0o755,
+            )
+            .file("app/doomed", b"x", 0o644)
+            .dir("app/old")
+            .file("app/old/a", b"a", 0o644)
+            .file(
+                "etc/passwd",
+                b"root:x:0:0::/:/bin/sh\napp:x:1001:1002::/app:/bin/sh\n",
+                0o644,
+            )
+            .bytes(),
+        "zstd",
+    );
+    img.layer(
+        Layer::new()
+            .file("app/.wh.doomed", b"", 0o644)
+            .file("app/old/.wh..wh..opq", b"", 0o644)
+            .file("app/old/b", b"b", 0o644)
+            .bytes(),
+        "",
+    );
+    let src = img.finish(json!({"Entrypoint": ["sh"], "Cmd": ["/app/hello.sh"],
+        "Env": ["GREETING=the image"], "WorkingDir": "/app", "User": "app",
+        "Labels": {"org.example": "yes"}, "StopSignal": "SIGQUIT"}));
+    let o = unpack(&src, &d.join("bundle"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rootfs = d.join("bundle/rootfs");
+    assert!(!rootfs.join("app/doomed").exists(), "whiteout not applied");
+    assert!(
+        !rootfs.join("app/old/a").exists(),
+        "opaque directory kept a lower file"
+    );
+    assert!(
+        rootfs.join("app/old/b").exists(),
+        "opaque removed the layer's own file"
+    );
+    let cfg: Value =
+        serde_json::from_slice(&fs::read(d.join("bundle/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["annotations"]["org.example"], "yes");
+    assert_eq!(
+        cfg["annotations"]["org.opencontainers.image.stopSignal"],
+        "SIGQUIT"
+    );
+    assert_eq!(
+        run_bundle(&d, "imgrun"),
+        "hello from the image in /app as 1001:1002\n"
+    );
+    // Arguments replace Cmd.
+    let o = unpack(&src, &d.join("bundle2"), &["-c", "echo replaced"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg: Value =
+        serde_json::from_slice(&fs::read(d.join("bundle2/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["process"]["args"], json!(["sh", "-c", "echo replaced"]));
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn crafted_layers_cannot_write_outside_the_rootfs() {
+    let d = scratch("evil");
+    let outside = d.join("outside");
+    fs::create_dir(&outside).unwrap();
+    let target = outside.display().to_string();
+    let mut img = Image::new(&d.join("layout"));
+    img.layer(
+        Layer::new()
+            .raw_file("../../../escape-dotdot", b"x")
+            .raw_file(&format!("{target}/escape-abs"), b"x")
+            // A symlink to the outside in one layer …
+            .link(tar::EntryType::Symlink, "evil", &target)
+            .link(
+                tar::EntryType::Symlink,
+                "evilrel",
+                &format!("../../../../../../..{target}"),
+            )
+            .bytes(),
+        "",
+    );
+    img.layer(
+        Layer::new()
+            // … written through in the next.
+            .file("evil/through-abs", b"x", 0o644)
+            .file("evilrel/through-rel", b"x", 0o644)
+            .bytes(),
+        "",
+    );
+    fs::write(outside.join("victim"), "keep").unwrap();
+    let src = img.finish(json!({"Cmd": ["sh"]}));
+    let o = unpack(&src, &d.join("bundle"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Everything landed inside the rootfs, where the paths resolve with the
+    // rootfs as /; nothing outside changed.
+    let rootfs = d.join("bundle/rootfs");
+    let inside = rootfs.join(target.trim_start_matches('/'));
+    for f in ["escape-abs", "through-abs", "through-rel"] {
+        assert!(inside.join(f).is_file(), "{f} not contained in the rootfs");
+    }
+    assert!(rootfs.join("escape-dotdot").is_file());
+    let listing: Vec<_> = fs::read_dir(&outside)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(listing, ["victim"], "written outside: {listing:?}");
+    assert!(!d.join("escape-dotdot").exists() && !Path::new("/escape-dotdot").exists());
+
+    // A hardlink to a file outside resolves inside, where there is none: refused.
+    let mut img = Image::new(&d.join("layout1"));
+    img.layer(
+        Layer::new()
+            .link(tar::EntryType::Link, "hard", &format!("{target}/victim"))
+            .bytes(),
+        "",
+    );
+    let src = img.finish(json!({"Cmd": ["sh"]}));
+    let o = unpack(&src, &d.join("bundle1"), &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("hardlink"), "{}", stderr(&o));
+    assert_eq!(fs::read_to_string(outside.join("victim")).unwrap(), "keep");
+    assert!(!d.join("bundle1/rootfs").exists());
+
+    // A whiteout that climbs out is refused, and leaves no bundle behind.
+    let mut img = Image::new(&d.join("layout2"));
+    fs::write(d.join("victim2"), "keep").unwrap();
+    // `.wh.` + `..`: a whiteout whose target is the parent directory.
+    img.layer(
+        Layer::new()
+            .dir("a")
+            .file("a/x", b"x", 0o644)
+            .raw_file("a/.wh...", b"")
+            .bytes(),
+        "",
+    );
+    let src = img.finish(json!({"Cmd": ["sh"]}));
+    let o = unpack(&src, &d.join("bundle2"), &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("whiteout"), "{}", stderr(&o));
+    assert_eq!(fs::read_to_string(d.join("victim2")).unwrap(), "keep");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn corrupt_or_mismatched_blobs_fail_and_leave_nothing() {
+    let d = scratch("corrupt");
+    let mut img = Image::new(&d.join("layout"));
+    img.layer(Layer::new().file("a", b"hello", 0o644).bytes(), "gzip");
+    let src = img.finish(json!({"Cmd": ["sh"]}));
+    // Flip a byte in the layer blob: the digest no longer matches.
+    let layer = img.layers[0]["digest"].as_str().unwrap()[7..].to_string();
+    let path = d.join("layout/blobs/sha256").join(&layer);
+    let mut data = fs::read(&path).unwrap();
+    let n = data.len() - 5;
+    data[n] ^= 0xff;
+    fs::write(&path, &data).unwrap();
+    let o = unpack(&src, &d.join("bundle"), &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains(&layer[..12]), "{}", stderr(&o));
+    assert!(!d.join("bundle/rootfs").exists() && !d.join("bundle/config.json").exists());
+    let leftovers: Vec<_> = fs::read_dir(d.join("bundle")).unwrap().flatten().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A missing blob and a truncated one are clear errors too.
+    fs::remove_file(&path).unwrap();
+    let o = unpack(&src, &d.join("bundle"), &[]);
+    assert!(stderr(&o).contains("blob sha256:"), "{}", stderr(&o));
+    fs::write(&path, &data[..10]).unwrap();
+    let o = unpack(&src, &d.join("bundle"), &[]);
+    assert!(!o.status.success());
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn oci_archive_source_and_unknown_references() {
+    let d = scratch("archive");
+    let mut img = Image::new(&d.join("layout"));
+    img.layer(busybox_layer(), "");
+    let _ = img.finish(json!({"Cmd": ["echo", "from-archive"]}));
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(d.join("layout"))
+        .arg("-cf")
+        .arg(d.join("img.tar"))
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = unpack(
+        &format!("oci-archive:{}:latest", d.join("img.tar").display()),
+        &d.join("bundle"),
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(run_bundle(&d, "imgarchive"), "from-archive\n");
+    let o = unpack(
+        &format!("oci:{}:nope", d.join("layout").display()),
+        &d.join("b2"),
+        &[],
+    );
+    assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+    let _ = fs::remove_dir_all(&d);
+}
