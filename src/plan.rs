@@ -161,6 +161,10 @@ pub struct Plan {
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub root_readonly: bool,
+    /// An overlay mounted as the rootfs (a `mounts` entry at `/`, as
+    /// husk-image writes it), mounted inside the container's own mount
+    /// namespace in place of the bind of root.path onto itself.
+    pub root_mount: Option<MountPlan>,
     pub ns: NamespacePlan,
     pub uid_map: Option<String>,
     pub gid_map: Option<String>,
@@ -192,6 +196,63 @@ pub struct Plan {
     pub no_pivot: bool,
     pub new_keyring: bool,
     pub preserve_fds: u32,
+}
+
+/// A mount at `/` is the rootfs itself: only an overlay, only one, only with
+/// a mount namespace; relative lowerdir/upperdir/workdir are the bundle's.
+fn take_root_mount(
+    mounts: &mut Vec<MountPlan>,
+    bundle: &Path,
+    ns: &NamespacePlan,
+) -> Result<Option<MountPlan>, PlanError> {
+    let at_root: Vec<usize> = (0..mounts.len())
+        .filter(|i| mounts[*i].destination == Path::new("/"))
+        .collect();
+    let i = match at_root.as_slice() {
+        [] => return Ok(None),
+        [i] => *i,
+        [_, j, ..] => {
+            return err(
+                format!("{}.destination", mounts[*j].field),
+                "a second mount at /",
+            );
+        }
+    };
+    let mut m = mounts.remove(i);
+    if m.fstype != "overlay" {
+        return err(
+            format!("{}.type", m.field),
+            "only an overlay can be mounted at / (as the rootfs)",
+        );
+    }
+    if !ns.new.contains(CloneFlags::CLONE_NEWNS) {
+        return err(
+            format!("{}.destination", m.field),
+            "an overlay rootfs needs a new mount namespace",
+        );
+    }
+    let abs = |p: &str| -> String {
+        if p.starts_with('/') {
+            p.to_string()
+        } else {
+            bundle.join(p).display().to_string()
+        }
+    };
+    m.options.data = m
+        .options
+        .data
+        .split(',')
+        .map(|kv| match kv.split_once('=') {
+            Some((k @ ("upperdir" | "workdir"), v)) => format!("{k}={}", abs(v)),
+            Some(("lowerdir", v)) => {
+                let dirs: Vec<String> = v.split(':').map(abs).collect();
+                format!("lowerdir={}", dirs.join(":"))
+            }
+            _ => kv.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(Some(m))
 }
 
 /// The `run.husk.init` annotations: "true" or "false", anything else refused.
@@ -326,6 +387,8 @@ impl Plan {
             });
         }
 
+        let root_mount = take_root_mount(&mut mounts, bundle, &ns)?;
+
         let mut devices = default_devices();
         for (i, d) in linux.devices().iter().flatten().enumerate() {
             let field = format!("linux.devices[{i}]");
@@ -457,6 +520,7 @@ impl Plan {
             bundle: bundle.to_path_buf(),
             rootfs,
             root_readonly: root.readonly().unwrap_or(false),
+            root_mount,
             ns,
             uid_map,
             gid_map,
@@ -1065,6 +1129,30 @@ mod tests {
         assert_eq!(p.mounts[0].source.as_deref(), Some(Path::new("/b/data")));
         assert!(p.mounts[0].options.flags.contains(MsFlags::MS_RDONLY));
         assert_eq!(p.mounts[1].fstype, "proc");
+    }
+
+    #[test]
+    fn an_overlay_at_root_becomes_the_rootfs_mount() {
+        let p = plan(&with(serde_json::json!({"mounts":[
+            {"destination":"/","type":"overlay","source":"overlay",
+             "options":["lowerdir=/s/l2:/s/l1","upperdir=upper","workdir=work"]},
+            {"destination":"/proc","type":"proc","source":"proc"}]})))
+        .unwrap();
+        let m = p.root_mount.unwrap();
+        assert_eq!(
+            m.options.data,
+            "lowerdir=/s/l2:/s/l1,upperdir=/b/upper,workdir=/b/work"
+        );
+        assert_eq!(p.mounts.len(), 1);
+        let e = plan(&with(serde_json::json!({"mounts":[
+            {"destination":"/","type":"tmpfs","source":"tmpfs"}]})))
+        .unwrap_err();
+        assert_eq!(e.field, "mounts[0].type");
+        let e = plan(&with(serde_json::json!({"mounts":[
+            {"destination":"/","type":"overlay","source":"overlay"},
+            {"destination":"/","type":"overlay","source":"overlay"}]})))
+        .unwrap_err();
+        assert_eq!(e.field, "mounts[1].destination");
     }
 
     #[test]

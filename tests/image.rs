@@ -157,6 +157,15 @@ impl Image {
     }
 }
 
+/// Deletes app/doomed, makes app/old opaque and adds app/old/b.
+fn whiteout_layer() -> Vec<u8> {
+    Layer::new()
+        .file("app/.wh.doomed", b"", 0o644)
+        .file("app/old/.wh..wh..opq", b"", 0o644)
+        .file("app/old/b", b"b\n", 0o644)
+        .bytes()
+}
+
 /// The busybox rootfs of the other tests, as one layer.
 fn busybox_layer() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -224,14 +233,7 @@ fn an_image_of_three_layers_runs_with_whiteouts_applied() {
             .bytes(),
         "zstd",
     );
-    img.layer(
-        Layer::new()
-            .file("app/.wh.doomed", b"", 0o644)
-            .file("app/old/.wh..wh..opq", b"", 0o644)
-            .file("app/old/b", b"b", 0o644)
-            .bytes(),
-        "",
-    );
+    img.layer(whiteout_layer(), "");
     let src = img.finish(json!({"Entrypoint": ["sh"], "Cmd": ["/app/hello.sh"],
         "Env": ["GREETING=the image"], "WorkingDir": "/app", "User": "app",
         "Labels": {"org.example": "yes"}, "StopSignal": "SIGQUIT"}));
@@ -408,5 +410,54 @@ fn oci_archive_source_and_unknown_references() {
         &[],
     );
     assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn overlay_bundles_share_stored_layers_and_keep_their_writes_apart() {
+    let d = scratch("overlay");
+    let store = d.join("store");
+    let mut img = Image::new(&d.join("layout"));
+    img.layer(busybox_layer(), "gzip");
+    img.layer(
+        Layer::new()
+            .dir("app")
+            .file("app/doomed", b"x", 0o644)
+            .dir("app/old")
+            .file("app/old/a", b"a", 0o644)
+            .bytes(),
+        "",
+    );
+    img.layer(whiteout_layer(), "zstd");
+    let src = img.finish(json!({"Cmd": ["sh", "-c",
+        "[ -e /app/doomed ] && echo doomed-visible; [ -e /app/old/a ] && echo lower-visible; \
+         cat /app/old/b; cat /mine 2>/dev/null || echo no-mine; echo written > /mine"]}));
+    let unpack_overlay = |bundle: &Path| {
+        Command::new(husk_image())
+            .args(["unpack", "--store"])
+            .arg(&store)
+            .arg(&src)
+            .arg(bundle)
+            .output()
+            .unwrap()
+    };
+    let o = unpack_overlay(&d.join("bundle"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Three layers stored once each, named by diff id.
+    assert_eq!(fs::read_dir(&store).unwrap().count(), 3);
+    // A second bundle reads no layer again.
+    let o = unpack_overlay(&d.join("two/bundle"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read_dir(&store).unwrap().count(), 3);
+    // Whiteouts as overlay sees them; each container's writes are its own.
+    assert_eq!(run_bundle(&d, "ovl1"), "b\nno-mine\n");
+    assert_eq!(run_bundle(&d, "ovl1"), "b\nwritten\n");
+    assert_eq!(run_bundle(&d.join("two"), "ovl2"), "b\nno-mine\n");
+    assert_eq!(
+        fs::read_to_string(d.join("bundle/upper/mine")).unwrap(),
+        "written\n"
+    );
+    // The overlay lived in the containers' mount namespaces only.
+    assert!(!host_mounts_mention(&store.display().to_string()));
     let _ = fs::remove_dir_all(&d);
 }

@@ -1,6 +1,6 @@
 //! husk-image: OCI images to runnable bundles.
 //!
-//!   husk-image unpack [--flat] [--platform OS/ARCH] [--entrypoint CMD] SOURCE BUNDLE [ARGS…]
+//!   husk-image unpack [--flat | --store DIR] [--platform OS/ARCH] [--entrypoint CMD] SOURCE BUNDLE [ARGS…]
 //!
 //! SOURCE is `oci:DIR[:REF]` or `oci-archive:FILE[:REF]`.
 
@@ -23,6 +23,9 @@ enum Cmd {
         /// Apply every layer into BUNDLE/rootfs (a bundle any runtime can run).
         #[arg(long)]
         flat: bool,
+        /// Where layers are kept, once each, shared by bundles (overlay mode).
+        #[arg(long, default_value = "/var/lib/husk/layers")]
+        store: PathBuf,
         /// The platform to pick from an index (default: this host's).
         #[arg(long)]
         platform: Option<String>,
@@ -42,17 +45,13 @@ fn main() {
     let r = match cli.cmd {
         Cmd::Unpack {
             flat,
+            store,
             platform,
             entrypoint,
             source,
             bundle,
             args,
         } => (|| {
-            if !flat {
-                return Err(image::ImageError::Source(
-                    "only --flat bundles are made so far (the shared-layer overlay mode is not built yet)".into(),
-                ));
-            }
             let source = Source::parse(&source)?;
             let host = image::host_platform();
             let platform = match &platform {
@@ -61,13 +60,18 @@ fn main() {
                 })?,
                 None => host,
             };
-            image::unpack_flat(&UnpackArgs {
+            let a = UnpackArgs {
                 source: &source,
                 bundle: &bundle,
                 platform,
                 entrypoint: entrypoint.map(|e| vec![e]),
                 args,
-            })
+            };
+            if flat {
+                image::unpack_flat(&a)
+            } else {
+                image::unpack_overlay(&a, &store)
+            }
         })(),
     };
     if let Err(e) = r {

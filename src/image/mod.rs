@@ -377,10 +377,17 @@ pub struct UnpackArgs<'a> {
     pub args: Vec<String>,
 }
 
-/// Makes BUNDLE/rootfs (all layers applied) and BUNDLE/config.json. Built
-/// beside and renamed into place: on any error nothing is left at BUNDLE
-/// that was not there before.
-pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
+/// The image's layout (and the temporary directory an archive was unpacked
+/// into), its manifest and its config.
+struct Opened {
+    layout: Layout,
+    _tmp: Option<TempDir>,
+    manifest_digest: String,
+    manifest: Value,
+    config: Value,
+}
+
+fn open_image(a: &UnpackArgs<'_>) -> Result<Opened, ImageError> {
     let (layout, _tmp) = match a.source {
         Source::Layout { dir, .. } => (Layout { dir: dir.clone() }, None),
         Source::Archive { file, .. } => {
@@ -399,34 +406,138 @@ pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
     };
     let (mdesc, manifest) = layout.manifest(reference, a.platform)?;
     let cdesc = Descriptor::from_json(&manifest["config"], &format!("{}: config", mdesc.digest))?;
-    let image_config = layout.json(&cdesc)?;
-    let layers = manifest["layers"]
-        .as_array()
-        .ok_or_else(|| ImageError::Bad(format!("manifest {}: no layers", mdesc.digest)))?;
+    let config = layout.json(&cdesc)?;
+    Ok(Opened {
+        layout,
+        _tmp,
+        manifest_digest: mdesc.digest,
+        manifest,
+        config,
+    })
+}
 
-    let rootfs = a.bundle.join("rootfs");
-    if rootfs.exists() || a.bundle.join("config.json").exists() {
+impl Opened {
+    fn layers(&self) -> Result<Vec<Descriptor>, ImageError> {
+        let mdesc = &self.manifest_digest;
+        self.manifest["layers"]
+            .as_array()
+            .ok_or_else(|| ImageError::Bad(format!("manifest {mdesc}: no layers")))?
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Descriptor::from_json(l, &format!("{mdesc}: layers[{i}]")))
+            .collect()
+    }
+}
+
+fn check_bundle(bundle: &Path) -> Result<(), ImageError> {
+    if bundle.join("rootfs").exists() || bundle.join("config.json").exists() {
         return Err(ImageError::Source(format!(
             "{}: already holds a rootfs or config.json",
-            a.bundle.display()
+            bundle.display()
         )));
     }
-    fs::create_dir_all(a.bundle).map_err(io(a.bundle.display().to_string()))?;
+    fs::create_dir_all(bundle).map_err(io(bundle.display().to_string()))
+}
+
+fn write_config(bundle: &Path, spec: &Value) -> Result<(), ImageError> {
+    let text = serde_json::to_vec_pretty(spec).map_err(|e| ImageError::Bad(e.to_string()))?;
+    let tmp = bundle.join(".config.json.tmp");
+    fs::write(&tmp, text).map_err(io(tmp.display().to_string()))?;
+    fs::rename(&tmp, bundle.join("config.json")).map_err(io("config.json"))
+}
+
+/// Makes BUNDLE/rootfs (all layers applied) and BUNDLE/config.json. Built
+/// beside and renamed into place: on any error nothing is left at BUNDLE
+/// that was not there before.
+pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
+    let img = open_image(a)?;
+    let layers = img.layers()?;
+    check_bundle(a.bundle)?;
+    let rootfs = a.bundle.join("rootfs");
     let tmp = TempDir::new(a.bundle, "rootfs")?;
-    for (i, l) in layers.iter().enumerate() {
-        let d = Descriptor::from_json(l, &format!("{}: layers[{i}]", mdesc.digest))?;
-        let blob = layout.blob(&d)?;
-        let blob = unpack::apply_layer(&tmp.0, &d, blob)?;
+    for d in &layers {
+        let blob = img.layout.blob(d)?;
+        let (blob, _) = unpack::apply_layer(&tmp.0, d, blob, unpack::Whiteouts::Apply)?;
         blob.finish()?;
     }
-    let spec = config::spec(&image_config, &tmp.0, a.entrypoint.as_deref(), &a.args)?;
-    let text = serde_json::to_vec_pretty(&spec).map_err(|e| ImageError::Bad(e.to_string()))?;
-    let cfg_tmp = a.bundle.join(".config.json.tmp");
-    fs::write(&cfg_tmp, text).map_err(io(cfg_tmp.display().to_string()))?;
+    let spec = config::spec(&img.config, &tmp.0, a.entrypoint.as_deref(), &a.args)?;
     fs::rename(&tmp.0, &rootfs).map_err(io(rootfs.display().to_string()))?;
     tmp.keep();
-    fs::rename(&cfg_tmp, a.bundle.join("config.json")).map_err(io("config.json"))?;
-    Ok(())
+    write_config(a.bundle, &spec)
+}
+
+/// Makes a bundle whose rootfs is an overlay of the image's layers, each
+/// extracted once into `store` (named by its diff id, checked) and shared by
+/// every bundle; the bundle has its own upper and work directories, and
+/// config.json mounts the overlay at `/` (husk does so inside the
+/// container's mount namespace). A layer already in the store is not read
+/// again.
+pub fn unpack_overlay(a: &UnpackArgs<'_>, store: &Path) -> Result<(), ImageError> {
+    let img = open_image(a)?;
+    let layers = img.layers()?;
+    let diff_ids: Vec<String> = img.config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|d| d.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if diff_ids.len() != layers.len() {
+        return Err(ImageError::Bad(format!(
+            "image config: {} diff_ids for {} layers",
+            diff_ids.len(),
+            layers.len()
+        )));
+    }
+    check_bundle(a.bundle)?;
+    fs::create_dir_all(store).map_err(io(store.display().to_string()))?;
+    let mut dirs = Vec::new();
+    for (d, diff_id) in layers.iter().zip(&diff_ids) {
+        let (_, hex) = Hasher::for_digest(diff_id)?;
+        let dir = store.join(&hex);
+        if !dir.exists() {
+            let tmp = TempDir::new(store, &format!("layer-{hex}"))?;
+            let blob = img.layout.blob(d)?;
+            let (blob, got) = unpack::apply_layer(&tmp.0, d, blob, unpack::Whiteouts::Overlay)?;
+            blob.finish()?;
+            if &got != diff_id {
+                return Err(ImageError::Blob {
+                    digest: d.digest.clone(),
+                    msg: format!("uncompressed it is {got}, not the config's diff id {diff_id}"),
+                });
+            }
+            match fs::rename(&tmp.0, &dir) {
+                Ok(()) => tmp.keep(),
+                // Another unpack stored it first: theirs is as good.
+                Err(_) if dir.exists() => {}
+                Err(e) => return Err(io(dir.display().to_string())(e)),
+            }
+        }
+        dirs.push(dir);
+    }
+    // Names are looked up in the topmost layer that has the files.
+    let files = dirs
+        .iter()
+        .rev()
+        .find(|d| d.join("etc/passwd").exists())
+        .or(dirs.first())
+        .cloned()
+        .unwrap_or_default();
+    let mut spec = config::spec(&img.config, &files, a.entrypoint.as_deref(), &a.args)?;
+    for sub in ["rootfs", "upper", "work"] {
+        let p = a.bundle.join(sub);
+        fs::create_dir_all(&p).map_err(io(p.display().to_string()))?;
+    }
+    let lower: Vec<String> = dirs.iter().rev().map(|d| d.display().to_string()).collect();
+    let root_mount = serde_json::json!({
+        "destination": "/", "type": "overlay", "source": "overlay",
+        "options": [format!("lowerdir={}", lower.join(":")), "upperdir=upper", "workdir=work"]
+    });
+    if let Some(m) = spec["mounts"].as_array_mut() {
+        m.insert(0, root_mount);
+    }
+    write_config(a.bundle, &spec)
 }
 
 /// A directory removed on drop unless kept.

@@ -66,21 +66,51 @@ fn decompress<'a>(
     })
 }
 
-/// Applies the layer to `rootfs`; returns the blob reader so the caller can
-/// check its digest once the whole stream is read.
+/// What whiteouts become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Applied: what lower layers made is removed (a flat rootfs).
+    Apply,
+    /// Overlay's own: a 0:0 char device, `trusted.overlay.opaque` (a layer
+    /// directory used as an overlay lowerdir).
+    Overlay,
+}
+
+/// The uncompressed stream, hashed as it is read (the layer's diff id).
+struct DiffHash<R> {
+    inner: R,
+    hash: sha2::Sha256,
+}
+
+impl<R: Read> Read for DiffHash<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hash, &buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Applies the layer to `rootfs`; returns the blob reader, so the caller can
+/// check its digest once the whole stream is read, and the diff id
+/// (`sha256:` of the uncompressed tar).
 pub fn apply_layer(
     rootfs: &Path,
     layer: &Descriptor,
     mut blob: Verified,
-) -> Result<Verified, ImageError> {
+    whiteouts: Whiteouts,
+) -> Result<(Verified, String), ImageError> {
     let root = nix::fcntl::open(
         rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| err(layer, rootfs, "open", e))?;
+    let diff;
     {
-        let stream = decompress(layer, &mut blob)?;
+        let stream = DiffHash {
+            inner: decompress(layer, &mut blob)?,
+            hash: <sha2::Sha256 as sha2::Digest>::new(),
+        };
         let mut archive = tar::Archive::new(stream);
         let mut made: HashSet<PathBuf> = HashSet::new();
         let mut dirs: Vec<(PathBuf, u64)> = Vec::new();
@@ -102,7 +132,11 @@ pub fn apply_layer(
             if n == OPAQUE.as_bytes() {
                 let dir = create_in_root(&root, &parent, Kind::Dir)
                     .map_err(|e| err(layer, &path, "opaque directory", e))?;
-                clear_dir(&dir, &parent, &made).map_err(|e| err(layer, &path, "opaque", e))?;
+                match whiteouts {
+                    Whiteouts::Apply => clear_dir(&dir, &parent, &made),
+                    Whiteouts::Overlay => mark_opaque(&dir),
+                }
+                .map_err(|e| err(layer, &path, "opaque", e))?;
                 continue;
             }
             if let Some(target) = n.strip_prefix(WHITEOUT.as_bytes()) {
@@ -111,6 +145,20 @@ pub fn apply_layer(
                 // `.wh.` names are single components; anything else is refused.
                 if target.is_empty() || clean(Path::new(target)) != Path::new(target) {
                     return Err(err(layer, &raw, "whiteout", "not a plain name"));
+                }
+                if whiteouts == Whiteouts::Overlay {
+                    let dir = create_in_root(&root, &parent, Kind::Dir)
+                        .map_err(|e| err(layer, &path, "parent directory", e))?;
+                    remove(&dir, target).map_err(|e| err(layer, &victim, "whiteout", e))?;
+                    nix::sys::stat::mknodat(
+                        &dir,
+                        target,
+                        nix::sys::stat::SFlag::S_IFCHR,
+                        Mode::empty(),
+                        0,
+                    )
+                    .map_err(|e| err(layer, &victim, "whiteout", e))?;
+                    continue;
                 }
                 if !made.contains(&victim)
                     && let Ok(dir) =
@@ -240,6 +288,15 @@ pub fn apply_layer(
                 set_xattrs(&fd, &mut entry).map_err(|e| err(layer, &path, "xattr", e))?;
             }
         }
+        // The rest of the stream (tar's end blocks), so the diff id covers it all.
+        let mut stream = archive.into_inner();
+        std::io::copy(&mut stream, &mut std::io::sink())
+            .map_err(|e| err(layer, Path::new(""), "read", e))?;
+        let hex: String = sha2::Digest::finalize(stream.hash)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        diff = format!("sha256:{hex}");
         // Directory times last: making their entries changed them.
         for (path, mtime) in dirs.iter().rev() {
             if let Ok(fd) = open_in_root_flags(
@@ -252,7 +309,34 @@ pub fn apply_layer(
             }
         }
     }
-    Ok(blob)
+    Ok((blob, diff))
+}
+
+/// A readable descriptor of the directory `dir` refers to (an O_PATH one
+/// cannot list or take xattrs).
+fn readable(dir: &OwnedFd) -> Result<OwnedFd, Errno> {
+    nix::fcntl::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Marks a layer directory opaque for overlayfs.
+fn mark_opaque(dir: &OwnedFd) -> Result<(), Errno> {
+    let fd = readable(dir)?;
+    // SAFETY: fsetxattr with a C name and a one-byte value.
+    let r = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            c"trusted.overlay.opaque".as_ptr(),
+            b"y".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    if r != 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
 /// Owner of `name` in `dir`, not following a symlink.
@@ -305,12 +389,7 @@ fn remove(dir: &OwnedFd, name: &OsStr) -> Result<(), Errno> {
 /// Removes the children of `dir` (at `path` in the rootfs) that this layer
 /// did not make.
 fn clear_dir(dir: &OwnedFd, path: &Path, made: &HashSet<PathBuf>) -> Result<(), Errno> {
-    let fd = nix::fcntl::openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let fd = readable(dir)?;
     let names: Vec<OsString> = nix::dir::Dir::from_fd(fd)?
         .iter()
         .flatten()

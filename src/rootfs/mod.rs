@@ -49,6 +49,22 @@ pub fn prepare(plan: &Plan) -> Result<()> {
         // it is costly, so it is done only when / was made shared.
         make_parent_private(&plan.rootfs)?;
     }
+    if let Some(m) = &plan.root_mount {
+        // The image's layers and the bundle's upper directory, mounted here in
+        // the container's namespace: the mount dies with it.
+        let data = (!m.options.data.is_empty()).then_some(m.options.data.as_str());
+        return mount(
+            Some("overlay"),
+            &plan.rootfs,
+            Some("overlay"),
+            m.options.flags & !MsFlags::MS_REMOUNT,
+            data,
+        )
+        .map_err(fail(
+            format!("{}: mount overlay rootfs", m.field),
+            &plan.rootfs,
+        ));
+    }
     // A bind of the rootfs onto itself makes it a mount point even when it is a
     // plain directory, which pivot_root(2) requires.
     mount(
