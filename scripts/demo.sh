@@ -1,32 +1,36 @@
 #!/usr/bin/env bash
-# The main job, end to end: build husk, make a busybox bundle, and run a
-# container from it, printing what the container sees. Run as root.
+# The main job, end to end: build husk and husk-image, make an OCI image of
+# busybox with a real image tool (umoci), turn it into a bundle with
+# husk-image (layers stored once, the rootfs an overlay), and run a container
+# from it, printing what the container sees. Run as root. Leaves nothing
+# behind: the image, the layer store and the bundle live in a temporary
+# directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --quiet
-husk=$PWD/target/x86_64-unknown-linux-gnu/release/husk
+cargo build --release --quiet --bins
+bin=$PWD/target/x86_64-unknown-linux-gnu/release
 
-bundle=$(mktemp -d /tmp/husk-demo.XXXXXX)
-trap 'rm -rf "$bundle"' EXIT
-mkdir -p "$bundle/rootfs/bin" "$bundle/rootfs/proc" "$bundle/rootfs/sys" "$bundle/rootfs/dev" "$bundle/rootfs/tmp"
-cp /bin/busybox "$bundle/rootfs/bin/"
+work=$(mktemp -d /tmp/husk-demo.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+# An OCI image layout with one layer: busybox and its applets.
+umoci init --layout image
+umoci new --image image:busybox
+umoci unpack --image image:busybox staging >/dev/null
+mkdir -p staging/rootfs/bin staging/rootfs/tmp
+cp /bin/busybox staging/rootfs/bin/
 for applet in $(/bin/busybox --list); do
-  [ -e "$bundle/rootfs/bin/$applet" ] || ln -s busybox "$bundle/rootfs/bin/$applet"
+  [ -e "staging/rootfs/bin/$applet" ] || ln -s busybox "staging/rootfs/bin/$applet"
 done
+umoci repack --image image:busybox staging
+umoci config --image image:busybox --config.env=PATH=/bin \
+  --config.cmd=sh --config.cmd=-c \
+  --config.cmd='echo "hostname: $(hostname)"; echo "pid: $$"; echo "id: $(id)"; echo mounts:; cat /proc/self/mounts'
 
-"$husk" spec --bundle "$bundle"
-# No terminal (so it runs anywhere, including without a tty), and a script that
-# shows what the container sees.
-python3 - "$bundle/config.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-c = json.load(open(path))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["sh", "-c",
-    "echo \"hostname: $(hostname)\"; echo \"pid: $$\"; echo \"id: $(id)\"; echo mounts:; cat /proc/self/mounts"]
-json.dump(c, open(path, "w"), indent=2)
-PY
-echo "husk run demo (bundle $bundle):"
-"$husk" --root /run/husk run --bundle "$bundle" "husk-demo-$$"
+# The image to a bundle, then a container from it.
+"$bin/husk-image" unpack --store "$work/layers" oci:image:busybox bundle
+echo "husk run from oci:image:busybox (bundle $work/bundle):"
+"$bin/husk" --root /run/husk run --bundle bundle "husk-demo-$$"

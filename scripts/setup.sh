@@ -17,6 +17,9 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 # from script(1) for `ctr run -t`.
 command -v containerd-shim-runc-v2 >/dev/null || need_apt+=(containerd)
 command -v script >/dev/null || need_apt+=(bsdutils)
+# A real image tool, to make images husk-image must read (the demo and a
+# cross-check test).
+command -v umoci >/dev/null || need_apt+=(umoci)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

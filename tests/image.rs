@@ -461,3 +461,57 @@ fn overlay_bundles_share_stored_layers_and_keep_their_writes_apart() {
     assert!(!host_mounts_mention(&store.display().to_string()));
     let _ = fs::remove_dir_all(&d);
 }
+
+/// Runs umoci (the README's set-up installs it) in `dir`.
+fn umoci(dir: &Path, args: &[&str]) {
+    let o = Command::new("umoci")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("umoci is missing: run the README's test command, which installs it");
+    assert!(o.status.success(), "umoci {args:?}: {}", stderr(&o));
+}
+
+#[test]
+fn an_image_made_by_umoci_runs_in_both_modes() {
+    // A cross-check against a real tool's output (gzip layers, its own
+    // manifest and config writing).
+    let d = scratch("umoci");
+    umoci(&d, &["init", "--layout", "L"]);
+    umoci(&d, &["new", "--image", "L:bb"]);
+    umoci(&d, &["unpack", "--image", "L:bb", "S"]);
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", rootfs().display()))
+        .arg(d.join("S/rootfs"))
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let _ = fs::remove_file(d.join("S/rootfs/.complete"));
+    umoci(&d, &["repack", "--image", "L:bb", "S"]);
+    umoci(
+        &d,
+        &[
+            "config",
+            "--image",
+            "L:bb",
+            "--config.cmd=sh",
+            "--config.cmd=-c",
+            "--config.cmd=echo made by umoci",
+        ],
+    );
+    let src = format!("oci:{}:bb", d.join("L").display());
+    let o = unpack(&src, &d.join("bundle"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(run_bundle(&d, "umocif"), "made by umoci\n");
+    let o = Command::new(husk_image())
+        .args(["unpack", "--store"])
+        .arg(d.join("store"))
+        .arg(&src)
+        .arg(d.join("two/bundle"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(run_bundle(&d.join("two"), "umocio"), "made by umoci\n");
+    let _ = fs::remove_dir_all(&d);
+}
