@@ -166,6 +166,19 @@ fn whiteout_layer() -> Vec<u8> {
         .bytes()
 }
 
+/// `tar -C dir -cf archive .`
+fn tar_dir(dir: &Path, archive: &Path) {
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-cf")
+        .arg(archive)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
 /// The busybox rootfs of the other tests, as one layer.
 fn busybox_layer() -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -388,15 +401,7 @@ fn oci_archive_source_and_unknown_references() {
     let mut img = Image::new(&d.join("layout"));
     img.layer(busybox_layer(), "");
     let _ = img.finish(json!({"Cmd": ["echo", "from-archive"]}));
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(d.join("layout"))
-        .arg("-cf")
-        .arg(d.join("img.tar"))
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    tar_dir(&d.join("layout"), &d.join("img.tar"));
     let o = unpack(
         &format!("oci-archive:{}:latest", d.join("img.tar").display()),
         &d.join("bundle"),
@@ -514,4 +519,72 @@ fn an_image_made_by_umoci_runs_in_both_modes() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(run_bundle(&d.join("two"), "umocio"), "made by umoci\n");
     let _ = fs::remove_dir_all(&d);
+}
+
+/// A `docker save`-shaped archive: manifest.json, `<digest>.json`, layer tars
+/// (the second one gzip, as some tools write them).
+fn docker_archive(d: &Path, layers: &[Vec<u8>], cmd: &[&str]) -> PathBuf {
+    let dir = d.join("docker");
+    fs::create_dir_all(&dir).unwrap();
+    let mut names = vec![];
+    let mut diff_ids = vec![];
+    for (i, tar) in layers.iter().enumerate() {
+        diff_ids.push(digest(tar));
+        fs::create_dir_all(dir.join(format!("l{i}"))).unwrap();
+        let data = if i == 1 {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(tar).unwrap();
+            e.finish().unwrap()
+        } else {
+            tar.clone()
+        };
+        fs::write(dir.join(format!("l{i}/layer.tar")), data).unwrap();
+        names.push(format!("l{i}/layer.tar"));
+    }
+    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
+        "config": {"Cmd": cmd}, "rootfs": {"type": "layers", "diff_ids": diff_ids}}))
+    .unwrap();
+    let cfg_name = format!("{}.json", &digest(&config)[7..]);
+    fs::write(dir.join(&cfg_name), &config).unwrap();
+    fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(
+            &json!([{"Config": cfg_name, "RepoTags": ["husk/test:latest"], "Layers": names}]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let archive = d.join("docker.tar");
+    tar_dir(&dir, &archive);
+    archive
+}
+
+#[test]
+fn docker_archives_unpack_and_their_layers_are_held_to_the_diff_ids() {
+    let d = scratch("docker");
+    let extra = Layer::new()
+        .file("hello.txt", b"from a docker archive\n", 0o644)
+        .bytes();
+    let archive = docker_archive(&d, &[busybox_layer(), extra], &["cat", "/hello.txt"]);
+    let src = format!("docker-archive:{}:husk/test", archive.display());
+    let o = unpack(&src, &d.join("bundle"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(run_bundle(&d, "dockerarc"), "from a docker archive\n");
+    // A layer that is not what the config says: refused, nothing left.
+    let d2 = scratch("docker-bad");
+    let archive = docker_archive(&d2, &[busybox_layer()], &["true"]);
+    let dir = d2.join("docker");
+    let other = Layer::new().file("evil", b"x", 0o644).bytes();
+    fs::write(dir.join("l0/layer.tar"), &other).unwrap();
+    tar_dir(&dir, &archive);
+    let o = unpack(
+        &format!("docker-archive:{}", archive.display()),
+        &d2.join("bundle"),
+        &[],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("diff id"), "{}", stderr(&o));
+    assert!(!d2.join("bundle/rootfs").exists());
+    let _ = fs::remove_dir_all(&d);
+    let _ = fs::remove_dir_all(&d2);
 }

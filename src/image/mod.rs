@@ -6,6 +6,7 @@
 //! untrusted: nothing it names can reach outside the rootfs being made.
 
 pub mod config;
+pub mod docker;
 pub mod unpack;
 
 use std::fs;
@@ -49,13 +50,18 @@ pub enum Source {
         file: PathBuf,
         reference: Option<String>,
     },
+    /// `docker-archive:FILE[:REF]` (`docker save`, `podman save`)
+    Docker {
+        file: PathBuf,
+        reference: Option<String>,
+    },
 }
 
 impl Source {
     pub fn parse(s: &str) -> Result<Source, ImageError> {
         let (transport, rest) = s.split_once(':').ok_or_else(|| {
             ImageError::Source(format!(
-                "{s:?}: expected oci:DIR[:REF] or oci-archive:FILE[:REF]"
+                "{s:?}: expected oci:DIR[:REF], oci-archive:FILE[:REF] or docker-archive:FILE[:REF]"
             ))
         })?;
         let (path, reference) = match rest.split_once(':') {
@@ -75,8 +81,12 @@ impl Source {
                 file: path.into(),
                 reference,
             }),
+            "docker-archive" => Ok(Source::Docker {
+                file: path.into(),
+                reference,
+            }),
             t => Err(ImageError::Source(format!(
-                "{s:?}: unknown transport {t:?} (oci, oci-archive)"
+                "{s:?}: unknown transport {t:?} (oci, oci-archive, docker-archive)"
             ))),
         }
     }
@@ -184,6 +194,22 @@ impl Read for Verified {
 }
 
 impl Verified {
+    /// Opens the blob at `path`, to be checked against `desc`.
+    pub fn open(path: &Path, desc: &Descriptor) -> Result<Verified, ImageError> {
+        let (hasher, want) = Hasher::for_digest(&desc.digest)?;
+        let file = fs::File::open(path).map_err(|e| ImageError::Blob {
+            digest: desc.digest.clone(),
+            msg: format!("{}: {e}", path.display()),
+        })?;
+        Ok(Verified {
+            file,
+            hasher,
+            want,
+            desc: desc.clone(),
+            read: 0,
+        })
+    }
+
     /// Reads what is left, then checks size and digest.
     pub fn finish(mut self) -> Result<(), ImageError> {
         std::io::copy(&mut self, &mut std::io::sink()).map_err(io(&self.desc.digest))?;
@@ -214,20 +240,14 @@ pub struct Layout {
 impl Layout {
     /// Opens a blob for verified reading.
     pub fn blob(&self, desc: &Descriptor) -> Result<Verified, ImageError> {
-        let (hasher, want) = Hasher::for_digest(&desc.digest)?;
+        Verified::open(&self.path(desc)?, desc)
+    }
+
+    /// Where a blob lives in the layout.
+    pub fn path(&self, desc: &Descriptor) -> Result<PathBuf, ImageError> {
+        let (_, hex) = Hasher::for_digest(&desc.digest)?;
         let (alg, _) = desc.digest.split_once(':').unwrap_or_default();
-        let path = self.dir.join("blobs").join(alg).join(&want);
-        let file = fs::File::open(&path).map_err(|e| ImageError::Blob {
-            digest: desc.digest.clone(),
-            msg: format!("{}: {e}", path.display()),
-        })?;
-        Ok(Verified {
-            file,
-            hasher,
-            want,
-            desc: desc.clone(),
-            read: 0,
-        })
+        Ok(self.dir.join("blobs").join(alg).join(hex))
     }
 
     /// A small JSON blob, verified.
@@ -377,56 +397,91 @@ pub struct UnpackArgs<'a> {
     pub args: Vec<String>,
 }
 
-/// The image's layout (and the temporary directory an archive was unpacked
-/// into), its manifest and its config.
+/// An image ready to unpack: its config and its layers (each blob's
+/// descriptor and file), and the temporary directory an archive was
+/// unpacked into.
 struct Opened {
-    layout: Layout,
     _tmp: Option<TempDir>,
-    manifest_digest: String,
-    manifest: Value,
     config: Value,
+    layers: Vec<(Descriptor, PathBuf)>,
+    diff_ids: Vec<String>,
 }
 
 fn open_image(a: &UnpackArgs<'_>) -> Result<Opened, ImageError> {
-    let (layout, _tmp) = match a.source {
-        Source::Layout { dir, .. } => (Layout { dir: dir.clone() }, None),
-        Source::Archive { file, .. } => {
+    let (dir, reference, tmp) = match a.source {
+        Source::Layout { dir, reference } => (dir.clone(), reference, None),
+        Source::Archive { file, reference } | Source::Docker { file, reference } => {
             let tmp = TempDir::new(a.bundle, "archive")?;
             let f = fs::File::open(file).map_err(io(file.display().to_string()))?;
             tar::Archive::new(f)
                 .unpack(&tmp.0)
                 .map_err(io(format!("{}: unpack archive", file.display())))?;
-            (Layout { dir: tmp.0.clone() }, Some(tmp))
+            (tmp.0.clone(), reference, Some(tmp))
         }
     };
-    let reference = match a.source {
-        Source::Layout { reference, .. } | Source::Archive { reference, .. } => {
-            reference.as_deref()
+    let (config, layers) = match a.source {
+        Source::Docker { .. } => docker::open(&dir, reference.as_deref())?,
+        _ => {
+            let layout = Layout { dir };
+            let (mdesc, manifest) = layout.manifest(reference.as_deref(), a.platform)?;
+            let m = &mdesc.digest;
+            let cdesc = Descriptor::from_json(&manifest["config"], &format!("{m}: config"))?;
+            let config = layout.json(&cdesc)?;
+            let mut layers = Vec::new();
+            for (i, l) in manifest["layers"]
+                .as_array()
+                .ok_or_else(|| ImageError::Bad(format!("manifest {m}: no layers")))?
+                .iter()
+                .enumerate()
+            {
+                let d = Descriptor::from_json(l, &format!("{m}: layers[{i}]"))?;
+                let path = layout.path(&d)?;
+                layers.push((d, path));
+            }
+            (config, layers)
         }
     };
-    let (mdesc, manifest) = layout.manifest(reference, a.platform)?;
-    let cdesc = Descriptor::from_json(&manifest["config"], &format!("{}: config", mdesc.digest))?;
-    let config = layout.json(&cdesc)?;
+    let diff_ids: Vec<String> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|d| d.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if diff_ids.len() != layers.len() {
+        return Err(ImageError::Bad(format!(
+            "image config: {} diff_ids for {} layers",
+            diff_ids.len(),
+            layers.len()
+        )));
+    }
     Ok(Opened {
-        layout,
-        _tmp,
-        manifest_digest: mdesc.digest,
-        manifest,
+        _tmp: tmp,
         config,
+        layers,
+        diff_ids,
     })
 }
 
-impl Opened {
-    fn layers(&self) -> Result<Vec<Descriptor>, ImageError> {
-        let mdesc = &self.manifest_digest;
-        self.manifest["layers"]
-            .as_array()
-            .ok_or_else(|| ImageError::Bad(format!("manifest {mdesc}: no layers")))?
-            .iter()
-            .enumerate()
-            .map(|(i, l)| Descriptor::from_json(l, &format!("{mdesc}: layers[{i}]")))
-            .collect()
+/// Applies one layer into `dir` and checks both its blob digest and its
+/// diff id.
+fn extract(
+    dir: &Path,
+    (d, path): &(Descriptor, PathBuf),
+    diff_id: &str,
+    whiteouts: unpack::Whiteouts,
+) -> Result<(), ImageError> {
+    let blob = Verified::open(path, d)?;
+    let (blob, got) = unpack::apply_layer(dir, d, blob, whiteouts)?;
+    blob.finish()?;
+    if got != diff_id {
+        return Err(ImageError::Blob {
+            digest: d.digest.clone(),
+            msg: format!("uncompressed it is {got}, not the config's diff id {diff_id}"),
+        });
     }
+    Ok(())
 }
 
 fn check_bundle(bundle: &Path) -> Result<(), ImageError> {
@@ -451,14 +506,11 @@ fn write_config(bundle: &Path, spec: &Value) -> Result<(), ImageError> {
 /// that was not there before.
 pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
     let img = open_image(a)?;
-    let layers = img.layers()?;
     check_bundle(a.bundle)?;
     let rootfs = a.bundle.join("rootfs");
     let tmp = TempDir::new(a.bundle, "rootfs")?;
-    for d in &layers {
-        let blob = img.layout.blob(d)?;
-        let (blob, _) = unpack::apply_layer(&tmp.0, d, blob, unpack::Whiteouts::Apply)?;
-        blob.finish()?;
+    for (layer, diff_id) in img.layers.iter().zip(&img.diff_ids) {
+        extract(&tmp.0, layer, diff_id, unpack::Whiteouts::Apply)?;
     }
     let spec = config::spec(&img.config, &tmp.0, a.entrypoint.as_deref(), &a.args)?;
     fs::rename(&tmp.0, &rootfs).map_err(io(rootfs.display().to_string()))?;
@@ -474,39 +526,15 @@ pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
 /// again.
 pub fn unpack_overlay(a: &UnpackArgs<'_>, store: &Path) -> Result<(), ImageError> {
     let img = open_image(a)?;
-    let layers = img.layers()?;
-    let diff_ids: Vec<String> = img.config["rootfs"]["diff_ids"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .filter_map(|d| d.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    if diff_ids.len() != layers.len() {
-        return Err(ImageError::Bad(format!(
-            "image config: {} diff_ids for {} layers",
-            diff_ids.len(),
-            layers.len()
-        )));
-    }
     check_bundle(a.bundle)?;
     fs::create_dir_all(store).map_err(io(store.display().to_string()))?;
     let mut dirs = Vec::new();
-    for (d, diff_id) in layers.iter().zip(&diff_ids) {
+    for (layer, diff_id) in img.layers.iter().zip(&img.diff_ids) {
         let (_, hex) = Hasher::for_digest(diff_id)?;
         let dir = store.join(&hex);
         if !dir.exists() {
             let tmp = TempDir::new(store, &format!("layer-{hex}"))?;
-            let blob = img.layout.blob(d)?;
-            let (blob, got) = unpack::apply_layer(&tmp.0, d, blob, unpack::Whiteouts::Overlay)?;
-            blob.finish()?;
-            if &got != diff_id {
-                return Err(ImageError::Blob {
-                    digest: d.digest.clone(),
-                    msg: format!("uncompressed it is {got}, not the config's diff id {diff_id}"),
-                });
-            }
+            extract(&tmp.0, layer, diff_id, unpack::Whiteouts::Overlay)?;
             match fs::rename(&tmp.0, &dir) {
                 Ok(()) => tmp.keep(),
                 // Another unpack stored it first: theirs is as good.
