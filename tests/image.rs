@@ -588,3 +588,37 @@ fn docker_archives_unpack_and_their_layers_are_held_to_the_diff_ids() {
     let _ = fs::remove_dir_all(&d);
     let _ = fs::remove_dir_all(&d2);
 }
+
+#[test]
+fn progress_is_shown_on_a_terminal_only() {
+    let d = scratch("progress");
+    let mut img = Image::new(&d.join("layout"));
+    img.layer(busybox_layer(), "gzip");
+    let src = img.finish(json!({"Cmd": ["true"]}));
+    // On a terminal (script(1) makes one): per layer, bytes done of total.
+    let run_on_tty = |bundle: &str, extra: &str| {
+        let cmd = format!(
+            "{} unpack --flat {extra} {src} {}",
+            husk_image(),
+            d.join(bundle).display()
+        );
+        let o = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stdout(&o));
+        stdout(&o)
+    };
+    let shown = run_on_tty("b1", "");
+    assert!(
+        shown.contains("layer 1/1 sha256:") && shown.contains(" MB"),
+        "{shown:?}"
+    );
+    assert_eq!(run_on_tty("b2", "--quiet"), "");
+    // Without a terminal: nothing but errors.
+    let o = unpack(&src, &d.join("b3"), &[]);
+    assert!(o.status.success());
+    assert_eq!(stderr(&o), "");
+    let _ = fs::remove_dir_all(&d);
+}

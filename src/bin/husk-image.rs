@@ -29,6 +29,9 @@ enum Cmd {
         /// The platform to pick from an index (default: this host's).
         #[arg(long)]
         platform: Option<String>,
+        /// No progress output (shown only on a terminal anyway).
+        #[arg(short, long)]
+        quiet: bool,
         /// Replace the image's Entrypoint (and drop its Cmd).
         #[arg(long)]
         entrypoint: Option<String>,
@@ -46,6 +49,7 @@ fn main() {
         Cmd::Unpack {
             flat,
             store,
+            quiet,
             platform,
             entrypoint,
             source,
@@ -66,6 +70,7 @@ fn main() {
                 platform,
                 entrypoint: entrypoint.map(|e| vec![e]),
                 args,
+                quiet,
             };
             if flat {
                 image::unpack_flat(&a)

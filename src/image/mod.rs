@@ -176,6 +176,8 @@ pub struct Verified {
     want: String,
     desc: Descriptor,
     read: u64,
+    /// A label to show progress under, on a terminal; and when it was last shown.
+    progress: Option<(String, u64)>,
 }
 
 impl Read for Verified {
@@ -189,6 +191,16 @@ impl Read for Verified {
         let n = self.file.read(&mut buf[..cap])?;
         self.hasher.update(&buf[..n]);
         self.read += n as u64;
+        if let Some((label, shown)) = &mut self.progress
+            && (self.read - *shown >= 1 << 20 || self.read == self.desc.size)
+        {
+            *shown = self.read;
+            eprint!(
+                "\r{label}: {:.1} of {:.1} MB",
+                self.read as f64 / 1e6,
+                self.desc.size as f64 / 1e6
+            );
+        }
         Ok(n)
     }
 }
@@ -207,12 +219,25 @@ impl Verified {
             want,
             desc: desc.clone(),
             read: 0,
+            progress: None,
         })
+    }
+
+    /// Shows bytes read of the blob's size on stderr as it is read, when
+    /// stderr is a terminal.
+    pub fn show_progress(mut self, label: String) -> Verified {
+        if nix::unistd::isatty(std::io::stderr()).unwrap_or(false) {
+            self.progress = Some((label, 0));
+        }
+        self
     }
 
     /// Reads what is left, then checks size and digest.
     pub fn finish(mut self) -> Result<(), ImageError> {
         std::io::copy(&mut self, &mut std::io::sink()).map_err(io(&self.desc.digest))?;
+        if self.progress.is_some() {
+            eprintln!();
+        }
         let mut extra = [0u8; 1];
         let longer = self.file.read(&mut extra).map(|n| n > 0).unwrap_or(false);
         if self.read != self.desc.size || longer {
@@ -395,6 +420,8 @@ pub struct UnpackArgs<'a> {
     pub platform: (&'a str, &'a str),
     pub entrypoint: Option<Vec<String>>,
     pub args: Vec<String>,
+    /// No progress output even on a terminal.
+    pub quiet: bool,
 }
 
 /// An image ready to unpack: its config and its layers (each blob's
@@ -464,6 +491,12 @@ fn open_image(a: &UnpackArgs<'_>) -> Result<Opened, ImageError> {
     })
 }
 
+/// "layer 2/5 sha256:0123456789ab"
+fn layer_label(i: usize, n: usize, d: &Descriptor) -> String {
+    let short = d.digest.get(..19).unwrap_or(&d.digest);
+    format!("layer {}/{n} {short}", i + 1)
+}
+
 /// Applies one layer into `dir` and checks both its blob digest and its
 /// diff id.
 fn extract(
@@ -471,8 +504,12 @@ fn extract(
     (d, path): &(Descriptor, PathBuf),
     diff_id: &str,
     whiteouts: unpack::Whiteouts,
+    progress: Option<String>,
 ) -> Result<(), ImageError> {
-    let blob = Verified::open(path, d)?;
+    let mut blob = Verified::open(path, d)?;
+    if let Some(label) = progress {
+        blob = blob.show_progress(label);
+    }
     let (blob, got) = unpack::apply_layer(dir, d, blob, whiteouts)?;
     blob.finish()?;
     if got != diff_id {
@@ -509,8 +546,10 @@ pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
     check_bundle(a.bundle)?;
     let rootfs = a.bundle.join("rootfs");
     let tmp = TempDir::new(a.bundle, "rootfs")?;
-    for (layer, diff_id) in img.layers.iter().zip(&img.diff_ids) {
-        extract(&tmp.0, layer, diff_id, unpack::Whiteouts::Apply)?;
+    let n = img.layers.len();
+    for (i, (layer, diff_id)) in img.layers.iter().zip(&img.diff_ids).enumerate() {
+        let label = (!a.quiet).then(|| layer_label(i, n, &layer.0));
+        extract(&tmp.0, layer, diff_id, unpack::Whiteouts::Apply, label)?;
     }
     let spec = config::spec(&img.config, &tmp.0, a.entrypoint.as_deref(), &a.args)?;
     fs::rename(&tmp.0, &rootfs).map_err(io(rootfs.display().to_string()))?;
@@ -529,12 +568,14 @@ pub fn unpack_overlay(a: &UnpackArgs<'_>, store: &Path) -> Result<(), ImageError
     check_bundle(a.bundle)?;
     fs::create_dir_all(store).map_err(io(store.display().to_string()))?;
     let mut dirs = Vec::new();
-    for (layer, diff_id) in img.layers.iter().zip(&img.diff_ids) {
+    let n = img.layers.len();
+    for (i, (layer, diff_id)) in img.layers.iter().zip(&img.diff_ids).enumerate() {
         let (_, hex) = Hasher::for_digest(diff_id)?;
         let dir = store.join(&hex);
         if !dir.exists() {
             let tmp = TempDir::new(store, &format!("layer-{hex}"))?;
-            extract(&tmp.0, layer, diff_id, unpack::Whiteouts::Overlay)?;
+            let label = (!a.quiet).then(|| layer_label(i, n, &layer.0));
+            extract(&tmp.0, layer, diff_id, unpack::Whiteouts::Overlay, label)?;
             match fs::rename(&tmp.0, &dir) {
                 Ok(()) => tmp.keep(),
                 // Another unpack stored it first: theirs is as good.
