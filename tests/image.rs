@@ -166,6 +166,15 @@ fn whiteout_layer() -> Vec<u8> {
         .bytes()
 }
 
+/// Layer directories in a store (its `.refs` aside).
+fn stored_layers(store: &Path) -> usize {
+    fs::read_dir(store)
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .count()
+}
+
 /// `tar -C dir -cf archive .`
 fn tar_dir(dir: &Path, archive: &Path) {
     let st = Command::new("tar")
@@ -449,11 +458,11 @@ fn overlay_bundles_share_stored_layers_and_keep_their_writes_apart() {
     let o = unpack_overlay(&d.join("bundle"));
     assert!(o.status.success(), "{}", stderr(&o));
     // Three layers stored once each, named by diff id.
-    assert_eq!(fs::read_dir(&store).unwrap().count(), 3);
+    assert_eq!(stored_layers(&store), 3);
     // A second bundle reads no layer again.
     let o = unpack_overlay(&d.join("two/bundle"));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(fs::read_dir(&store).unwrap().count(), 3);
+    assert_eq!(stored_layers(&store), 3);
     // Whiteouts as overlay sees them; each container's writes are its own.
     assert_eq!(run_bundle(&d, "ovl1"), "b\nno-mine\n");
     assert_eq!(run_bundle(&d, "ovl1"), "b\nwritten\n");
@@ -620,5 +629,71 @@ fn progress_is_shown_on_a_terminal_only() {
     let o = unpack(&src, &d.join("b3"), &[]);
     assert!(o.status.success());
     assert_eq!(stderr(&o), "");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn list_and_gc_keep_what_bundles_use() {
+    let d = scratch("gc");
+    let store = d.join("store");
+    let base = busybox_layer();
+    let mut sources = vec![];
+    for name in ["a", "b"] {
+        let mut img = Image::new(&d.join(format!("layout-{name}")));
+        img.layer(base.clone(), "");
+        img.layer(Layer::new().file(name, b"x", 0o644).bytes(), "");
+        sources.push(img.finish(json!({"Cmd": ["true"]})));
+    }
+    let husk_image_store = |args: &[&str]| {
+        let o = Command::new(husk_image())
+            .args(args)
+            .arg("--store")
+            .arg(&store)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    for (src, name) in sources.iter().zip(["a", "b"]) {
+        let o = Command::new(husk_image())
+            .args(["unpack", "--store"])
+            .arg(&store)
+            .arg(src)
+            .arg(d.join(name))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // The base layer is stored once and used by both bundles.
+    let listing = husk_image_store(&["list"]);
+    let rows: Vec<&str> = listing.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{listing}");
+    assert_eq!(
+        rows.iter().filter(|r| r.contains(",")).count(),
+        1,
+        "{listing}"
+    );
+    // Nothing to collect while both bundles exist.
+    assert_eq!(husk_image_store(&["gc"]), "");
+    fs::remove_dir_all(d.join("a")).unwrap();
+    let removed = husk_image_store(&["gc"]);
+    assert_eq!(
+        removed.lines().count(),
+        1,
+        "only a's own layer goes: {removed}"
+    );
+    assert_eq!(husk_image_store(&["list"]).lines().count(), 3);
+    // b still runs from the store.
+    let o = Command::new(husk_bin())
+        .arg("--root")
+        .arg(d.join("state"))
+        .args(["run", "-b"])
+        .arg(d.join("b"))
+        .arg("gcb")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    reap_orphans();
+    assert!(o.status.success(), "{}", stderr(&o));
     let _ = fs::remove_dir_all(&d);
 }

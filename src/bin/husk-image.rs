@@ -41,6 +41,16 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The stored layers: diff id, size, and the bundles that use them.
+    List {
+        #[arg(long, default_value = "/var/lib/husk/layers")]
+        store: PathBuf,
+    },
+    /// Remove the stored layers no bundle uses any more.
+    Gc {
+        #[arg(long, default_value = "/var/lib/husk/layers")]
+        store: PathBuf,
+    },
 }
 
 fn main() {
@@ -78,6 +88,28 @@ fn main() {
                 image::unpack_overlay(&a, &store)
             }
         })(),
+        Cmd::List { store } => image::store::list(&store).map(|layers| {
+            println!("{:<19} {:>10}  BUNDLES", "DIFF ID", "SIZE");
+            for l in layers {
+                let users: Vec<String> =
+                    l.bundles.iter().map(|b| b.display().to_string()).collect();
+                println!(
+                    "sha256:{:<12} {:>10}  {}",
+                    &l.hex[..12],
+                    l.bytes,
+                    if users.is_empty() {
+                        "-".to_string()
+                    } else {
+                        users.join(",")
+                    }
+                );
+            }
+        }),
+        Cmd::Gc { store } => image::store::gc(&store).map(|removed| {
+            for r in removed {
+                println!("removed sha256:{r}");
+            }
+        }),
     };
     if let Err(e) = r {
         eprintln!("husk-image: {e}");

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod docker;
+pub mod store;
 pub mod unpack;
 
 use std::fs;
@@ -567,6 +568,13 @@ pub fn unpack_overlay(a: &UnpackArgs<'_>, store: &Path) -> Result<(), ImageError
     let img = open_image(a)?;
     check_bundle(a.bundle)?;
     fs::create_dir_all(store).map_err(io(store.display().to_string()))?;
+    // Recorded first, so a gc running meanwhile keeps these layers.
+    let hexes = img
+        .diff_ids
+        .iter()
+        .map(|d| Hasher::for_digest(d).map(|(_, h)| h))
+        .collect::<Result<Vec<_>, _>>()?;
+    store::add_ref(store, a.bundle, &hexes)?;
     let mut dirs = Vec::new();
     let n = img.layers.len();
     for (i, (layer, diff_id)) in img.layers.iter().zip(&img.diff_ids).enumerate() {
