@@ -85,6 +85,45 @@ impl Layer {
         self
     }
 
+    /// A pax header for the next entry, with one record.
+    fn pax(mut self, key: &str, value: &[u8]) -> Layer {
+        let body = |n: usize| {
+            let mut r = format!("{n} {key}=").into_bytes();
+            r.extend_from_slice(value);
+            r.push(b'\n');
+            r
+        };
+        let mut n = body(0).len();
+        while body(n).len() != n {
+            n = body(n).len();
+        }
+        let data = body(n);
+        let mut h = Layer::header(tar::EntryType::XHeader, 0o644);
+        h.set_size(data.len() as u64);
+        self.0.append_data(&mut h, "PaxHeader", &data[..]).unwrap();
+        self
+    }
+
+    /// An entry of any kind with owner, mode and, for devices, numbers.
+    fn special(
+        mut self,
+        kind: tar::EntryType,
+        path: &str,
+        (uid, gid, mode): (u64, u64, u32),
+        dev: (u32, u32),
+        data: &[u8],
+    ) -> Layer {
+        let mut h = Layer::header(kind, mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(1_234_567_890);
+        h.set_size(data.len() as u64);
+        h.set_device_major(dev.0).unwrap();
+        h.set_device_minor(dev.1).unwrap();
+        self.0.append_data(&mut h, path, data).unwrap();
+        self
+    }
+
     fn bytes(self) -> Vec<u8> {
         self.0.into_inner().unwrap()
     }
@@ -126,6 +165,16 @@ impl Image {
             _ => (tar, "application/vnd.oci.image.layer.v1.tar"),
         };
         let d = self.blob(&data);
+        self.layers
+            .push(json!({"mediaType": media, "digest": d, "size": data.len()}));
+        self
+    }
+
+    /// Adds a layer blob as given (its digest matches it; its content may be
+    /// anything), declared with `media` and `diff_id`.
+    fn raw_layer(&mut self, data: &[u8], media: &str, diff_id: &str) -> &mut Image {
+        self.diff_ids.push(diff_id.to_string());
+        let d = self.blob(data);
         self.layers
             .push(json!({"mediaType": media, "digest": d, "size": data.len()}));
         self
@@ -695,5 +744,118 @@ fn list_and_gc_keep_what_bundles_use() {
         .unwrap();
     reap_orphans();
     assert!(o.status.success(), "{}", stderr(&o));
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn ownership_modes_times_links_devices_and_xattrs_are_kept() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let d = scratch("meta");
+    // security.capability v2: cap_net_bind_service permitted and effective.
+    let mut cap = vec![0x01, 0x00, 0x00, 0x02, 0x00, 0x04, 0, 0];
+    cap.extend_from_slice(&[0; 12]);
+    let layer = Layer::new()
+        .pax("SCHILY.xattr.security.capability", &cap)
+        .special(
+            tar::EntryType::Regular,
+            "suid",
+            (1000, 1001, 0o4755),
+            (0, 0),
+            b"#!/bin/sh\n",
+        )
+        .pax("SCHILY.xattr.user.note", b"kept")
+        .special(
+            tar::EntryType::Regular,
+            "plain",
+            (0, 0, 0o640),
+            (0, 0),
+            b"data",
+        )
+        .link(tar::EntryType::Link, "hard", "plain")
+        .special(tar::EntryType::Char, "null", (0, 0, 0o666), (1, 3), b"")
+        .special(tar::EntryType::Fifo, "fifo", (5, 6, 0o600), (0, 0), b"")
+        .bytes();
+    let mut img = Image::new(&d.join("layout"));
+    img.layer(layer, "gzip");
+    let src = img.finish(json!({"Cmd": ["true"]}));
+    let o = unpack(&src, &d.join("bundle"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = d.join("bundle/rootfs");
+    let m = fs::symlink_metadata(r.join("suid")).unwrap();
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1000, 1001, 0o4755));
+    assert_eq!(m.mtime(), 1_234_567_890);
+    let m = fs::symlink_metadata(r.join("plain")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o640);
+    assert_eq!(
+        m.ino(),
+        fs::symlink_metadata(r.join("hard")).unwrap().ino(),
+        "hardlink"
+    );
+    let m = fs::symlink_metadata(r.join("null")).unwrap();
+    assert!(m.file_type().is_char_device());
+    assert_eq!(m.rdev(), libc::makedev(1, 3));
+    let m = fs::symlink_metadata(r.join("fifo")).unwrap();
+    assert!(m.file_type().is_fifo());
+    assert_eq!((m.uid(), m.gid()), (5, 6));
+    let xattr = |path: &Path, name: &std::ffi::CStr| {
+        let p = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let mut buf = [0u8; 64];
+        // SAFETY: getxattr writes at most buf.len() bytes.
+        let n = unsafe {
+            libc::getxattr(
+                p.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        (n >= 0).then(|| buf[..n as usize].to_vec())
+    };
+    assert_eq!(xattr(&r.join("suid"), c"security.capability"), Some(cap));
+    assert_eq!(
+        xattr(&r.join("plain"), c"user.note"),
+        Some(b"kept".to_vec())
+    );
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn corrupt_streams_with_honest_digests_fail_cleanly() {
+    let d = scratch("streams");
+    let tar = Layer::new().file("a", &[7u8; 100_000], 0o644).bytes();
+    let diff = digest(&tar);
+    let mut gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    let n = gz.len() / 2;
+    gz[n] ^= 0x55;
+    let mut zst = zstd::encode_all(&tar[..], 3).unwrap();
+    let n = zst.len() / 2;
+    zst[n] ^= 0x55;
+    let truncated = tar[..tar.len() / 2].to_vec();
+    for (i, (data, media)) in [
+        (gz, "application/vnd.oci.image.layer.v1.tar+gzip"),
+        (zst, "application/vnd.oci.image.layer.v1.tar+zstd"),
+        (truncated, "application/vnd.oci.image.layer.v1.tar"),
+        (tar.clone(), "application/vnd.oci.image.layer.v1.tar+lz4"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut img = Image::new(&d.join(format!("layout{i}")));
+        img.raw_layer(&data, media, &diff);
+        let src = img.finish(json!({"Cmd": ["true"]}));
+        let bundle = d.join(format!("bundle{i}"));
+        let o = unpack(&src, &bundle, &[]);
+        assert!(!o.status.success(), "{media} was accepted");
+        assert!(
+            stderr(&o).contains("husk-image: blob sha256:"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!bundle.join("rootfs").exists() && !bundle.join("config.json").exists());
+    }
     let _ = fs::remove_dir_all(&d);
 }
