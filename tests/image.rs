@@ -24,6 +24,12 @@ fn digest(data: &[u8]) -> String {
     )
 }
 
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
 /// An OCI layout under construction.
 struct Image {
     dir: PathBuf,
@@ -150,14 +156,7 @@ impl Image {
     fn layer(&mut self, tar: Vec<u8>, how: &str) -> &mut Image {
         self.diff_ids.push(digest(&tar));
         let (data, media) = match how {
-            "gzip" => {
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                e.write_all(&tar).unwrap();
-                (
-                    e.finish().unwrap(),
-                    "application/vnd.oci.image.layer.v1.tar+gzip",
-                )
-            }
+            "gzip" => (gzip(&tar), "application/vnd.oci.image.layer.v1.tar+gzip"),
             "zstd" => (
                 zstd::encode_all(&tar[..], 3).unwrap(),
                 "application/vnd.oci.image.layer.v1.tar+zstd",
@@ -473,6 +472,14 @@ fn oci_archive_source_and_unknown_references() {
         &[],
     );
     assert!(stderr(&o).contains("nope"), "{}", stderr(&o));
+    // By digest, as skopeo writes it (oci:DIR:sha256:…).
+    let index: Value =
+        serde_json::from_slice(&fs::read(d.join("layout/index.json")).unwrap()).unwrap();
+    let manifest = index["manifests"][0]["digest"].as_str().unwrap();
+    let src = format!("oci:{}:{manifest}", d.join("layout").display());
+    let o = unpack(&src, &d.join("b3"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(d.join("b3/config.json").exists());
     let _ = fs::remove_dir_all(&d);
 }
 
@@ -589,13 +596,7 @@ fn docker_archive(d: &Path, layers: &[Vec<u8>], cmd: &[&str]) -> PathBuf {
     for (i, tar) in layers.iter().enumerate() {
         diff_ids.push(digest(tar));
         fs::create_dir_all(dir.join(format!("l{i}"))).unwrap();
-        let data = if i == 1 {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            e.write_all(tar).unwrap();
-            e.finish().unwrap()
-        } else {
-            tar.clone()
-        };
+        let data = if i == 1 { gzip(tar) } else { tar.clone() };
         fs::write(dir.join(format!("l{i}/layer.tar")), data).unwrap();
         names.push(format!("l{i}/layer.tar"));
     }
@@ -824,11 +825,7 @@ fn corrupt_streams_with_honest_digests_fail_cleanly() {
     let d = scratch("streams");
     let tar = Layer::new().file("a", &[7u8; 100_000], 0o644).bytes();
     let diff = digest(&tar);
-    let mut gz = {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(&tar).unwrap();
-        e.finish().unwrap()
-    };
+    let mut gz = gzip(&tar);
     let n = gz.len() / 2;
     gz[n] ^= 0x55;
     let mut zst = zstd::encode_all(&tar[..], 3).unwrap();
