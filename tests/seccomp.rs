@@ -213,3 +213,18 @@ fn notify_without_listener_path_is_refused_with_the_field() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_filter_loaded_early_need_not_allow_what_husk_does_after_it() {
+    // Without no_new_privs the filter goes on before the user change; a
+    // profile that refuses openat2 (older profiles do not name it) must not
+    // break husk's own steps after it (the working directory).
+    let mut b = Bundle::sh("pwd");
+    b.config["process"]["noNewPrivileges"] = json!(false);
+    b.config["process"]["cwd"] = json!("/tmp");
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["openat2"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    assert_eq!(run_ok(&b, "scearly"), "/tmp\n");
+}

@@ -211,9 +211,9 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
 }
 
 /// The process's identity and limits, in the order that works with and
-/// without no_new_privs: rlimits, attributes, no_new_privs, the seccomp filter
-/// when it needs CAP_SYS_ADMIN to load, the bounding set, the user, the
-/// capability sets, the working directory; then the executable is looked up
+/// without no_new_privs: rlimits, attributes, the working directory,
+/// no_new_privs, the seccomp filter when it needs CAP_SYS_ADMIN to load, the
+/// bounding set, the user, the capability sets; then the executable is looked up
 /// and every descriptor but stdio and the preserved ones is made
 /// close-on-exec. Shared by the init and an exec'd process.
 fn become_the_process(
@@ -224,6 +224,17 @@ fn become_the_process(
 ) -> Result<std::ffi::CString, InitError> {
     exec::set_rlimits(p)?;
     exec::set_process_attrs(p)?;
+    // The working directory first, still as root (as runc does), and so
+    // before a filter that need not allow the openat2 it takes; one that only
+    // the user may enter is tried again as the user.
+    let cwd_as_user = match exec::chdir_cwd(p) {
+        Ok(()) => false,
+        Err(exec::ExecError::Cwd {
+            errno: Errno::EACCES | Errno::EPERM,
+            ..
+        }) => true,
+        Err(e) => return Err(e.into()),
+    };
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().map_err(step("process.noNewPrivileges"))?;
     }
@@ -239,7 +250,9 @@ fn become_the_process(
     if let Some(caps) = &p.caps {
         exec::set_caps(caps)?;
     }
-    exec::chdir_cwd(p)?;
+    if cwd_as_user {
+        exec::chdir_cwd(p)?;
+    }
     let path = exec::find_executable(p)?;
     exec::close_fds(preserve_fds)?;
     Ok(path)
