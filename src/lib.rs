@@ -13,6 +13,7 @@ pub mod hooks;
 pub mod image;
 pub mod init;
 pub mod log;
+pub mod netns;
 pub mod plan;
 pub mod process;
 pub mod rootfs;
