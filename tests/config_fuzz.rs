@@ -244,9 +244,9 @@ fn count(v: &Value) -> usize {
 
 /// The `n`th node in a pre-order walk.
 fn nth(v: &mut Value, n: usize) -> &mut Value {
-    fn go(v: &mut Value, n: &mut usize) -> Option<*mut Value> {
+    fn go<'a>(v: &'a mut Value, n: &mut usize) -> Option<&'a mut Value> {
         if *n == 0 {
-            return Some(v as *mut Value);
+            return Some(v);
         }
         *n -= 1;
         match v {
@@ -256,10 +256,7 @@ fn nth(v: &mut Value, n: usize) -> &mut Value {
         }
     }
     let mut k = n;
-    let p = go(v, &mut k).expect("n is below the node count");
-    // SAFETY: the pointer comes from a unique borrow of `v`, which the
-    // returned reference keeps borrowed.
-    unsafe { &mut *p }
+    go(v, &mut k).expect("n is below the node count")
 }
 
 fn apply(config: &mut Value, e: &Edit) {

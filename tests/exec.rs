@@ -294,4 +294,28 @@ fn exec_process_reaches_neither_host_fds_nor_a_writable_husk() {
     assert_eq!(stdout(&o), "error ETXTBSY\n");
     let o = exec(&c, &[], &["/proc/self/exe", "--version"]);
     assert!(stdout(&o).starts_with("husk version"), "{}", stdout(&o));
+    // A long-running husk started that way (its own PID 1 mode, around a
+    // sleep) runs from a read-only mount: seen from the host, its exe cannot
+    // be written whatever the permissions.
+    let pid_file = b.dir.join("selfexe.pid");
+    // Detached, with stdio that nothing waits on.
+    let st = c
+        .bundle
+        .husk()
+        .args(["exec", "-d", "--pid-file"])
+        .arg(&pid_file)
+        .args([&c.id, "/proc/self/exe", "init", "--", "sleep", "5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let pid = fs::read_to_string(&pid_file).unwrap();
+    let st = nix::sys::statvfs::statvfs(format!("/proc/{}/exe", pid.trim()).as_str()).unwrap();
+    assert!(st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    // It was reparented to this (subreaper) test: end and reap it by pid.
+    let pid = nix::unistd::Pid::from_raw(pid.trim().parse().unwrap());
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
 }

@@ -195,13 +195,7 @@ fn husk_init_in_an_image_needs_nothing_else() {
 fn a_bad_annotation_value_is_refused_with_its_name() {
     let mut b = Bundle::sh("true");
     b.config["annotations"] = json!({"run.husk.init": "yes"});
-    let o = b.run("badanno");
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("annotations.run.husk.init"),
-        "{}",
-        stderr(&o)
-    );
+    assert_run_refused(&b, "badanno", "annotations.run.husk.init");
 }
 
 #[test]

@@ -205,13 +205,7 @@ fn notify_without_listener_path_is_refused_with_the_field() {
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
     });
-    let o = b.run("scnotify");
-    assert!(!o.status.success());
-    assert!(
-        stderr(&o).contains("linux.seccomp.syscalls[0].action"),
-        "{}",
-        stderr(&o)
-    );
+    assert_run_refused(&b, "scnotify", "linux.seccomp.syscalls[0].action");
 }
 
 #[test]

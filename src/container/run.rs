@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signal::{SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -12,16 +12,6 @@ use nix::unistd::Pid;
 use super::create::{CreateArgs, create};
 use super::{ContainerDir, Error};
 use crate::process::clone::pidfd_send_signal;
-
-/// Signals that describe a fault of this thread: never blocked or forwarded.
-const SYNCHRONOUS: [Signal; 6] = [
-    Signal::SIGSEGV,
-    Signal::SIGBUS,
-    Signal::SIGILL,
-    Signal::SIGFPE,
-    Signal::SIGTRAP,
-    Signal::SIGSYS,
-];
 
 /// Runs the container; returns the exit code `husk run` should exit with.
 pub fn run(root: &Path, args: &CreateArgs<'_>, detach: bool, keep: bool) -> Result<i32, Error> {
@@ -78,10 +68,7 @@ pub fn run(root: &Path, args: &CreateArgs<'_>, detach: bool, keep: bool) -> Resu
 /// them: done before the process exists, so neither its exit (SIGCHLD) nor a
 /// signal meant for it can arrive before we listen.
 pub(super) fn block_signals() -> Result<SignalFd, Error> {
-    let mut mask = SigSet::all();
-    for s in SYNCHRONOUS {
-        mask.remove(s);
-    }
+    let mask = crate::process::forwardable_signals();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
         .map_err(|e| Error::Os("sigprocmask".into(), e))?;
     SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|e| Error::Os("signalfd".into(), e))

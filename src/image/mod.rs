@@ -264,11 +264,6 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Opens a blob for verified reading.
-    pub fn blob(&self, desc: &Descriptor) -> Result<Verified, ImageError> {
-        Verified::open(&self.path(desc)?, desc)
-    }
-
     /// Where a blob lives in the layout.
     pub fn path(&self, desc: &Descriptor) -> Result<PathBuf, ImageError> {
         let (_, hex) = Hasher::for_digest(&desc.digest)?;
@@ -284,7 +279,7 @@ impl Layout {
                 msg: "a JSON blob over 16 MiB".into(),
             });
         }
-        let mut r = self.blob(desc)?;
+        let mut r = Verified::open(&self.path(desc)?, desc)?;
         let mut buf = Vec::new();
         r.read_to_end(&mut buf).map_err(io(&desc.digest))?;
         r.finish()?;

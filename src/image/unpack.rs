@@ -271,9 +271,7 @@ pub fn apply_layer(
                     ));
                 }
             }
-            if kind != T::Directory || !made.contains(&path) {
-                made.insert(path.clone());
-            }
+            made.insert(path.clone());
             if kind == T::Directory {
                 let fd = open_in_root_flags(
                     &root,

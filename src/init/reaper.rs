@@ -19,16 +19,6 @@ pub const ANNOTATION: &str = "run.husk.init";
 /// With it also "true", signals go to CMD's process group.
 pub const ANNOTATION_GROUP: &str = "run.husk.init.process-group";
 
-/// Signals that describe a fault of this process: never blocked or forwarded.
-const SYNCHRONOUS: [Signal; 6] = [
-    Signal::SIGSEGV,
-    Signal::SIGBUS,
-    Signal::SIGILL,
-    Signal::SIGFPE,
-    Signal::SIGTRAP,
-    Signal::SIGSYS,
-];
-
 /// Runs CMD under the reaper; returns the exit code (only on set-up errors
 /// before CMD exists is it an error).
 pub fn run(cmd: &[String], group: bool) -> Result<i32, String> {
@@ -42,10 +32,7 @@ pub fn run(cmd: &[String], group: bool) -> Result<i32, String> {
         .iter()
         .map(|a| CString::new(a.as_bytes()).map_err(|_| format!("{a:?}: contains NUL")))
         .collect::<Result<_, _>>()?;
-    let mut mask = SigSet::all();
-    for s in SYNCHRONOUS {
-        mask.remove(s);
-    }
+    let mask = crate::process::forwardable_signals();
     let mut old = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
         .map_err(|e| format!("sigprocmask: {e}"))?;

@@ -6,3 +6,24 @@ pub mod exec;
 pub mod idmap;
 pub mod selfexe;
 pub mod sync;
+
+use nix::sys::signal::{SigSet, Signal};
+
+/// Every signal but those that describe a fault of the receiving thread
+/// (SEGV, BUS, ILL, FPE, TRAP, SYS): what a process that forwards signals
+/// (`run` in the foreground, `exec`, husk's PID 1) blocks and reads from a
+/// signalfd.
+pub fn forwardable_signals() -> SigSet {
+    let mut mask = SigSet::all();
+    for s in [
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+        Signal::SIGTRAP,
+        Signal::SIGSYS,
+    ] {
+        mask.remove(s);
+    }
+    mask
+}

@@ -434,6 +434,13 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Asserts that `husk run` of the bundle fails, with `needle` in its message.
+pub fn assert_run_refused(b: &Bundle, id: &str, needle: &str) {
+    let o = b.run(id);
+    assert!(!o.status.success(), "{id} ran: {}", stdout(&o));
+    assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+}
+
 /// Asserts that `husk run` succeeded and returns its stdout.
 pub fn run_ok(b: &Bundle, id: &str) -> String {
     let o = b.run(id);
