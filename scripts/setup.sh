@@ -20,6 +20,13 @@ command -v script >/dev/null || need_apt+=(bsdutils)
 # A real image tool, to make images husk-image must read (the demo and a
 # cross-check test).
 command -v umoci >/dev/null || need_apt+=(umoci)
+# husk-net writes its NAT and port rules through nft's JSON API; its tests
+# look at links with ip and make namespaces with unshare/nsenter; the bench
+# measures throughput with iperf3.
+command -v nft >/dev/null || need_apt+=(nftables)
+command -v ip >/dev/null || need_apt+=(iproute2)
+command -v nsenter >/dev/null || need_apt+=(util-linux)
+command -v iperf3 >/dev/null || need_apt+=(iperf3)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

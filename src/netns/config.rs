@@ -159,6 +159,7 @@ struct RawIpam {
     range_end: Option<String>,
     gateway: Option<String>,
     routes: Option<Vec<RawRoute>>,
+    data_dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,7 +193,7 @@ pub struct Route {
 }
 
 /// A published port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct PortMapping {
     pub host_port: u16,
     pub container_port: u16,
@@ -212,7 +213,12 @@ pub struct NetConf {
     pub pool: Pool,
     pub routes: Vec<Route>,
     pub ports: Vec<PortMapping>,
+    /// Where allocations and attachments are kept (`ipam.dataDir`).
+    pub data_dir: std::path::PathBuf,
 }
+
+/// The state directory when `ipam.dataDir` does not name one.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/husk-net";
 
 fn invalid(details: String) -> CniError {
     CniError::new(7, "invalid network config", details)
@@ -323,6 +329,15 @@ pub fn netconf(stdin: &[u8]) -> Result<NetConf, CniError> {
         pool,
         routes,
         ports,
+        data_dir: match ipam.data_dir.as_deref() {
+            None | Some("") => DEFAULT_DATA_DIR.into(),
+            Some(d) if d.starts_with('/') => d.into(),
+            Some(d) => {
+                return Err(invalid(format!(
+                    "ipam.dataDir: {d:?} is not an absolute path"
+                )));
+            }
+        },
     })
 }
 

@@ -1,6 +1,10 @@
-//! husk-net, the CNI bridge plugin (CNI spec 1.x), built in steps. So far:
-//! the IPv4 address manager (`ipam`), host-local style, and the protocol's
-//! inputs and error result (`config`).
+//! husk-net, the CNI bridge plugin (CNI spec 1.x): `config` reads the
+//! protocol's inputs, `ipam` hands out addresses, `link` makes bridges, veth
+//! pairs, addresses and routes over rtnetlink, `nft` writes NAT, published
+//! ports and isolation, `plugin` runs the commands.
 
 pub mod config;
 pub mod ipam;
+pub mod link;
+pub mod nft;
+pub mod plugin;

@@ -7,7 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static int report(long r, const char *ok)
@@ -46,6 +50,40 @@ int main(int argc, char **argv)
 				fputs(line, stdout);
 		return 0;
 	}
-	fprintf(stderr, "usage: probe keyctl|syscall NR|open-write PATH|open-path PATH|euid\n");
+	if (argc >= 3 && !strcmp(argv[1], "udp-recv")) {
+		/* One datagram on PORT (10 s at most): "got MSG from ADDR". */
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[2])) };
+		struct timeval tv = { .tv_sec = 10 };
+		char buf[256];
+		struct sockaddr_in from;
+		socklen_t fl = sizeof from;
+		setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		if (report(bind(s, (struct sockaddr *)&a, sizeof a), "listening"))
+			return 1;
+		fflush(stdout);
+		long n = recvfrom(s, buf, sizeof buf - 1, 0, (struct sockaddr *)&from, &fl);
+		if (n < 0)
+			return report(n, "");
+		buf[n] = 0;
+		printf("got %s from %s\n", buf, inet_ntoa(from.sin_addr));
+		return 0;
+	}
+	if (argc >= 5 && !strcmp(argv[1], "udp-broadcast")) {
+		/* MSG to the broadcast ADDR:PORT, every 100 ms for 5 s (the
+		 * receiver may start later). */
+		int s = socket(AF_INET, SOCK_DGRAM, 0), on = 1;
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[3])) };
+		inet_aton(argv[2], &a.sin_addr);
+		if (report(setsockopt(s, SOL_SOCKET, SO_BROADCAST, &on, sizeof on), "broadcasting"))
+			return 1;
+		for (int i = 0; i < 50; i++) {
+			if (sendto(s, argv[4], strlen(argv[4]), 0, (struct sockaddr *)&a, sizeof a) < 0)
+				return report(-1, "");
+			usleep(100000);
+		}
+		return 0;
+	}
+	fprintf(stderr, "usage: probe keyctl|syscall NR|open-write PATH|open-path PATH|euid|udp-recv PORT|udp-broadcast ADDR PORT MSG\n");
 	return 2;
 }

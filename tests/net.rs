@@ -1,0 +1,593 @@
+//! husk-net with real husk containers. Every test makes its own "host": a
+//! network namespace of its own where husk-net builds bridges and its
+//! nftables table, with its own state directory, so nothing touches the
+//! machine's network and tests run side by side. Container namespaces are
+//! files bind-mounted by `unshare --net=FILE`, as engines make them; the
+//! containers join them through `linux.namespaces[].path`.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Bundle, stdout};
+use serde_json::{Value, json};
+
+const HUSK_NET: &str = env!("CARGO_BIN_EXE_husk-net");
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A test's host namespace, its state directory and the namespaces it made;
+/// all unmounted and removed on drop (taking bridges, veths and rules along).
+struct Host {
+    dir: PathBuf,
+    ns: PathBuf,
+    data: PathBuf,
+    made: Vec<PathBuf>,
+}
+
+fn new_ns(path: &Path) {
+    fs::File::create(path).unwrap();
+    let st = Command::new("unshare")
+        .arg(format!("--net={}", path.display()))
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(st.success(), "unshare --net={}", path.display());
+}
+
+impl Host {
+    fn new() -> Host {
+        common::rootfs();
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("net-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let ns = dir.join("host.ns");
+        new_ns(&ns);
+        let h = Host {
+            data: dir.join("state"),
+            ns: ns.clone(),
+            dir,
+            made: vec![ns],
+        };
+        let o = h.sh("ip link set lo up");
+        assert!(o.status.success(), "lo up: {}", common::stderr(&o));
+        h
+    }
+
+    /// A new container network namespace.
+    fn netns(&mut self, name: &str) -> PathBuf {
+        let p = self.dir.join(format!("{name}.ns"));
+        new_ns(&p);
+        self.made.push(p.clone());
+        p
+    }
+
+    /// A command run in the host namespace.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.ns.display())).args(args);
+        c
+    }
+
+    fn sh(&self, script: &str) -> Output {
+        self.cmd(&["sh", "-c", script]).output().unwrap()
+    }
+
+    /// A network configuration on a bridge of its own.
+    fn net(&self, name: &str, bridge: &str, subnet: &str, ports: Value) -> Value {
+        json!({
+            "cniVersion": "1.0.0", "name": name, "type": "husk-net",
+            "bridge": bridge, "isGateway": true, "ipMasq": true, "mtu": 1500,
+            "ipam": {"type": "husk-net", "subnet": subnet, "routes": [{"dst": "0.0.0.0/0"}],
+                     "dataDir": self.data},
+            "runtimeConfig": {"portMappings": ports},
+        })
+    }
+
+    /// One CNI call in the host namespace: exit success and stdout JSON
+    /// (Null when empty).
+    fn cni(&self, command: &str, id: &str, netns: &Path, conf: &Value) -> (bool, Value) {
+        self.cni_raw(command, id, netns, conf.to_string().as_bytes())
+    }
+
+    fn cni_raw(&self, command: &str, id: &str, netns: &Path, stdin: &[u8]) -> (bool, Value) {
+        let mut child = self
+            .cmd(&[HUSK_NET])
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", netns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", "/opt/cni/bin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let o = child.wait_with_output().unwrap();
+        let v = if o.stdout.trim_ascii().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "husk-net {command}: stdout is not JSON ({e}): {}",
+                    stdout(&o)
+                )
+            })
+        };
+        (o.status.success(), v)
+    }
+
+    fn add(&self, id: &str, netns: &Path, conf: &Value) -> String {
+        let (ok, v) = self.cni("ADD", id, netns, conf);
+        assert!(ok, "ADD {id}: {v}");
+        let a = v["ips"][0]["address"].as_str().unwrap();
+        a.split('/').next().unwrap().to_string()
+    }
+
+    fn del(&self, id: &str, netns: &Path, conf: &Value) {
+        let (ok, v) = self.cni("DEL", id, netns, conf);
+        assert!(ok, "DEL {id}: {v}");
+    }
+
+    /// What husk-net left behind in the host namespace: links but lo, the
+    /// nftables table, and allocation files.
+    fn residue(&self) -> Vec<String> {
+        let mut r = Vec::new();
+        let links = stdout(&self.sh("ip -o link show | cut -d: -f2"));
+        r.extend(
+            links
+                .split_whitespace()
+                .filter(|l| *l != "lo")
+                .map(|l| format!("link {l}")),
+        );
+        let tables = stdout(&self.sh("nft list tables"));
+        r.extend(tables.lines().map(|t| format!("nft {t}")));
+        if let Ok(d) = fs::read_dir(&self.data) {
+            for e in d.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name != "lock" && name != "ports" {
+                    r.push(format!("state {name}"));
+                }
+            }
+        }
+        if let Ok(d) = fs::read_dir(self.data.join("ports")) {
+            r.extend(d.flatten().map(|e| format!("port {:?}", e.file_name())));
+        }
+        r
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        for p in self.made.iter().rev() {
+            let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A command run in the network namespace at `ns`.
+fn in_ns(ns: &Path, args: &[&str]) -> Output {
+    Command::new("nsenter")
+        .arg(format!("--net={}", ns.display()))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A bundle whose container joins the network namespace at `ns`.
+fn in_netns(mut b: Bundle, ns: &Path) -> Bundle {
+    let nss = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    nss.retain(|n| n["type"] != "network");
+    nss.push(json!({"type": "network", "path": ns}));
+    b
+}
+
+/// Retries `f` for up to `secs` seconds until it returns Some.
+fn eventually<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const HTTP_GET: &str = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc";
+
+/// An HTTP server container: busybox httpd on port 80 serving `page`.
+fn web_bundle(ns: &Path, page: &str) -> Bundle {
+    in_netns(
+        Bundle::sh(&format!(
+            "mkdir -p /tmp/www && echo {page} > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www"
+        )),
+        ns,
+    )
+}
+
+#[test]
+fn two_containers_on_one_network_reach_each_other_by_tcp_and_udp_broadcast() {
+    let mut h = Host::new();
+    let conf = h.net("n1", "hbr1", "10.77.1.0/24", json!([]));
+    let (ns1, ns2) = (h.netns("c1"), h.netns("c2"));
+    let ip1 = h.add("c1", &ns1, &conf);
+    let ip2 = h.add("c2", &ns2, &conf);
+    assert_ne!(ip1, ip2);
+
+    // TCP: an echo server in c1, a client in c2.
+    let server = in_netns(
+        Bundle::sh("exec nc -l -p 7000 -e sh -c 'read l; echo echo:$l'"),
+        &ns1,
+    );
+    let s = server.create("tcp-server");
+    s.ok(&["start"]);
+    let client = in_netns(
+        Bundle::sh(&format!(
+            "for i in $(seq 50); do echo hello | nc {ip1} 7000 && exit 0; sleep 0.1; done; exit 1"
+        )),
+        &ns2,
+    );
+    let o = client
+        .run_timeout("tcp-client", 30)
+        .expect("tcp client hung");
+    assert_eq!(stdout(&o).trim(), "echo:hello", "{}", common::stderr(&o));
+    drop(s);
+
+    // UDP: c2 broadcasts to the subnet's broadcast address, c1 hears it.
+    let recv = in_netns(Bundle::new(&["/bin/probe", "udp-recv", "7001"]), &ns1);
+    let r = recv.create("udp-recv");
+    r.ok(&["start"]);
+    let send = in_netns(
+        Bundle::new(&["/bin/probe", "udp-broadcast", "10.77.1.255", "7001", "ping"]),
+        &ns2,
+    );
+    let so = send.run_timeout("udp-send", 30).expect("sender hung");
+    assert!(so.status.success(), "{}", stdout(&so));
+    r.wait_stopped();
+    assert_eq!(
+        r.output().trim(),
+        format!("listening\ngot ping from {ip2}"),
+        "the broadcast did not arrive"
+    );
+    drop(r);
+
+    h.del("c1", &ns1, &conf);
+    h.del("c2", &ns2, &conf);
+    assert_eq!(h.residue(), Vec::<String>::new());
+}
+
+#[test]
+fn a_published_port_is_reached_from_the_host_another_namespace_and_hairpin() {
+    let mut h = Host::new();
+    let conf = h.net(
+        "web",
+        "hbrweb",
+        "10.77.2.0/24",
+        json!([{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]),
+    );
+    let ns = h.netns("web");
+    let web_ip = h.add("web", &ns, &conf);
+    let server = web_bundle(&ns, "husk-page");
+    let s = server.create("web");
+    s.ok(&["start"]);
+
+    // The host itself, on localhost and on its own address (the gateway).
+    for target in ["127.0.0.1 8080", "10.77.2.1 8080"] {
+        let page = eventually(10, || {
+            let o = h.sh(&format!("{HTTP_GET} {target}"));
+            stdout(&o).contains("husk-page").then_some(stdout(&o))
+        });
+        assert!(page.is_some(), "host → {target} got no page");
+    }
+    // Straight to the container, the port as published is not open there.
+    let direct = h.sh(&format!("{HTTP_GET} {web_ip} 8080"));
+    assert!(!stdout(&direct).contains("husk-page"));
+
+    // Another namespace, attached to the host through a second husk network
+    // (its own bridge, like a host on the LAN), reaching the host's address.
+    let lan = h.net("lan", "hbrlan", "10.77.3.0/24", json!([]));
+    let other = h.netns("other");
+    h.add("other", &other, &lan);
+    let o = in_ns(&other, &["sh", "-c", &format!("{HTTP_GET} 10.77.3.1 8080")]);
+    assert!(
+        stdout(&o).contains("husk-page"),
+        "other namespace: {}",
+        stdout(&o)
+    );
+
+    // Hairpin: a second container on the web network, and the server itself,
+    // through the host's published port.
+    let peer_ns = h.netns("peer");
+    let mut no_ports = conf.clone();
+    no_ports["runtimeConfig"]["portMappings"] = json!([]);
+    h.add("peer", &peer_ns, &no_ports);
+    let peer = in_netns(Bundle::sh(&format!("{HTTP_GET} 10.77.2.1 8080")), &peer_ns);
+    let po = peer.run_timeout("peer", 20).expect("peer hung");
+    assert!(
+        stdout(&po).contains("husk-page"),
+        "hairpin from a peer: {}",
+        stdout(&po)
+    );
+    let own = server
+        .husk()
+        .args([
+            "exec",
+            "web",
+            "sh",
+            "-c",
+            &format!("timeout 10 {HTTP_GET} 10.77.2.1 8080"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&own).contains("husk-page"),
+        "hairpin to itself: {}",
+        stdout(&own)
+    );
+
+    drop(s);
+    for (id, n, c) in [
+        ("web", &ns, &conf),
+        ("peer", &peer_ns, &no_ports),
+        ("other", &other, &lan),
+    ] {
+        h.del(id, n, c);
+    }
+    assert_eq!(h.residue(), Vec::<String>::new());
+}
+
+#[test]
+fn containers_on_two_networks_cannot_reach_each_other() {
+    let mut h = Host::new();
+    let a = h.net("a", "hbra", "10.77.4.0/24", json!([]));
+    let b = h.net("b", "hbrb", "10.77.5.0/24", json!([]));
+    let (nsa, nsb, nsa2) = (h.netns("a1"), h.netns("b1"), h.netns("a2"));
+    let ipa = h.add("a1", &nsa, &a);
+    h.add("b1", &nsb, &b);
+    h.add("a2", &nsa2, &a);
+    let server = web_bundle(&nsa, "net-a");
+    let s = server.create("srv-a");
+    s.ok(&["start"]);
+    // Same network: reachable (so the server is up before the real check).
+    let same = in_netns(
+        Bundle::sh(&format!(
+            "for i in $(seq 50); do {HTTP_GET} {ipa} 80 && exit 0; sleep 0.1; done"
+        )),
+        &nsa2,
+    );
+    let o = same
+        .run_timeout("same", 30)
+        .expect("same-network client hung");
+    assert!(stdout(&o).contains("net-a"), "same network: {}", stdout(&o));
+    // The other network: the host routes between its bridges, and husk-net
+    // drops what crosses from one to another.
+    let cross = in_netns(
+        Bundle::sh(&format!("{HTTP_GET} -w 2 {ipa} 80; echo rc=$?")),
+        &nsb,
+    );
+    let o = cross.run_timeout("cross", 30).expect("cross client hung");
+    assert!(
+        !stdout(&o).contains("net-a"),
+        "crossed networks: {}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("rc=1"), "{}", stdout(&o));
+    drop(s);
+    h.del("a1", &nsa, &a);
+    h.del("b1", &nsb, &b);
+    h.del("a2", &nsa2, &a);
+    assert_eq!(h.residue(), Vec::<String>::new());
+}
+
+#[test]
+fn del_is_idempotent_and_add_del_cycles_leave_no_residue() {
+    let mut h = Host::new();
+    let conf = h.net(
+        "cyc",
+        "hbrcyc",
+        "10.77.6.0/29",
+        json!([{"hostPort": 9090, "containerPort": 90, "protocol": "udp"}]),
+    );
+    let ns = h.netns("cyc");
+    // DEL of something never added succeeds.
+    h.del("never", &ns, &conf);
+    for _ in 0..20 {
+        h.add("cyc", &ns, &conf);
+        let tables = stdout(&h.sh("nft list table ip husk"));
+        assert!(tables.contains("udp . 9090"), "{tables}");
+        h.del("cyc", &ns, &conf);
+        h.del("cyc", &ns, &conf);
+        assert_eq!(h.residue(), Vec::<String>::new());
+    }
+    // The container's side went with the host's.
+    let o = in_ns(&ns, &["ip", "-o", "link", "show"]);
+    assert!(!stdout(&o).contains("eth0"), "{}", stdout(&o));
+}
+
+#[test]
+fn fifty_concurrent_adds_get_fifty_addresses_and_dels_free_them() {
+    let mut h = Host::new();
+    let conf = h.net("many", "hbrmany", "10.77.64.0/24", json!([]));
+    let nss: Vec<PathBuf> = (0..50).map(|i| h.netns(&format!("m{i}"))).collect();
+    let addrs: Vec<String> = std::thread::scope(|sc| {
+        let hs: Vec<_> = nss
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                let (h, conf) = (&h, &conf);
+                sc.spawn(move || h.add(&format!("m{i}"), ns, conf))
+            })
+            .collect();
+        hs.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let distinct: std::collections::HashSet<_> = addrs.iter().collect();
+    assert_eq!(distinct.len(), 50, "{addrs:?}");
+    assert!(
+        !addrs
+            .iter()
+            .any(|a| a == "10.77.64.1" || a == "10.77.64.0" || a == "10.77.64.255")
+    );
+    std::thread::scope(|sc| {
+        for (i, ns) in nss.iter().enumerate() {
+            let (h, conf) = (&h, &conf);
+            sc.spawn(move || h.del(&format!("m{i}"), ns, conf));
+        }
+    });
+    assert_eq!(h.residue(), Vec::<String>::new());
+}
+
+#[test]
+fn bad_input_gets_the_cni_error_json() {
+    let mut h = Host::new();
+    let ns = h.netns("bad");
+    let good = h.net("bad", "hbrbad", "10.77.7.0/24", json!([]));
+    let code = |cmd: &str, stdin: &[u8]| {
+        let (ok, v) = h.cni_raw(cmd, "bad", &ns, stdin);
+        assert!(!ok, "{cmd} succeeded: {v}");
+        assert!(v["msg"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        v["code"].as_u64().unwrap()
+    };
+    assert_eq!(code("ADD", b"{not json"), 6);
+    let mut v = good.clone();
+    v["cniVersion"] = json!("9.9.9");
+    assert_eq!(code("ADD", v.to_string().as_bytes()), 1);
+    let mut v = good.clone();
+    v["ipam"]["subnet"] = json!("10.77.7.0/33");
+    assert_eq!(code("ADD", v.to_string().as_bytes()), 7);
+    let mut v = good.clone();
+    v["runtimeConfig"]["portMappings"] = json!([{"hostPort": 0, "containerPort": 80}]);
+    assert_eq!(code("ADD", v.to_string().as_bytes()), 7);
+    assert_eq!(code("BOGUS", good.to_string().as_bytes()), 4);
+    // A netns path that is not a network namespace.
+    let (ok, v) = h.cni("ADD", "bad", Path::new("/etc/hostname"), &good);
+    assert!(!ok && v["code"] == 3, "{v}");
+    // Exhaustion names the range: a /30 has two usable addresses, one is the
+    // gateway.
+    let tiny = h.net("tiny", "hbrtiny", "10.77.8.0/30", json!([]));
+    let ns2 = h.netns("bad2");
+    h.add("t1", &ns, &tiny);
+    let (ok, v) = h.cni("ADD", "t2", &ns2, &tiny);
+    assert!(!ok && v["msg"] == "no free address", "{v}");
+    // A host port published twice.
+    let p = json!([{"hostPort": 8081, "containerPort": 80}]);
+    let w1 = h.net("w1", "hbrw1", "10.77.9.0/24", p.clone());
+    let w2 = h.net("w2", "hbrw2", "10.77.10.0/24", p);
+    h.add("w1", &ns2, &w1);
+    let ns3 = h.netns("bad3");
+    let (ok, v) = h.cni("ADD", "w2", &ns3, &w2);
+    assert!(
+        !ok && v["details"]
+            .as_str()
+            .unwrap()
+            .contains("8081/tcp is published by container w1"),
+        "{v}"
+    );
+    // The failed ADD left nothing of its own.
+    h.del("t1", &ns, &tiny);
+    h.del("w1", &ns2, &w1);
+    assert_eq!(h.residue(), Vec::<String>::new());
+}
+
+#[test]
+fn version_check_status_and_gc() {
+    let mut h = Host::new();
+    let conf = h.net("v", "hbrv", "10.77.11.0/24", json!([]));
+    let (ok, v) = h.cni_raw("VERSION", "", Path::new(""), br#"{"cniVersion":"1.0.0"}"#);
+    assert!(ok, "{v}");
+    assert!(
+        v["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("1.1.0")),
+        "{v}"
+    );
+    let (ok, v) = h.cni("STATUS", "", Path::new(""), &conf);
+    assert!(ok, "{v}");
+
+    let (ns1, ns2) = (h.netns("v1"), h.netns("v2"));
+    h.add("v1", &ns1, &conf);
+    h.add("v2", &ns2, &conf);
+    let (ok, v) = h.cni("CHECK", "v1", &ns1, &conf);
+    assert!(ok, "CHECK after ADD: {v}");
+    // The container's address removed behind the plugin's back.
+    let o = in_ns(&ns1, &["ip", "addr", "flush", "dev", "eth0"]);
+    assert!(o.status.success());
+    let (ok, v) = h.cni("CHECK", "v1", &ns1, &conf);
+    assert!(
+        !ok && v["details"].as_str().unwrap().contains("lacks"),
+        "{v}"
+    );
+
+    // GC keeps v2 only.
+    let mut gc = conf.clone();
+    gc["cniVersion"] = json!("1.1.0");
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "v2", "ifname": "eth0"}]);
+    let (ok, v) = h.cni("GC", "", Path::new(""), &gc);
+    assert!(ok, "GC: {v}");
+    let (ok, _) = h.cni("CHECK", "v2", &ns2, &conf);
+    assert!(ok, "GC removed a valid attachment");
+    let (ok, _) = h.cni("CHECK", "v1", &ns1, &conf);
+    assert!(!ok, "GC kept a stale attachment");
+    h.del("v2", &ns2, &conf);
+    assert_eq!(h.residue(), Vec::<String>::new());
+}
+
+#[test]
+fn direct_mode_publishes_a_port_for_a_husk_container() {
+    let h = Host::new();
+    let ns = h.dir.join("direct.ns");
+    let net = |args: &[&str]| {
+        let data = format!("--data-dir={}", h.data.display());
+        let netns = format!("--netns={}", ns.display());
+        let mut full = vec![HUSK_NET];
+        full.extend_from_slice(args);
+        full.push(&data);
+        full.push(&netns);
+        h.cmd(&full).output().unwrap()
+    };
+    let o = net(&["add", "--publish", "8088:80"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let result: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        result["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.88."),
+        "{result}"
+    );
+    let server = web_bundle(&ns, "direct-page");
+    let s = server.create("direct");
+    s.ok(&["start"]);
+    let page = eventually(10, || {
+        let o = h.sh(&format!("{HTTP_GET} 127.0.0.1 8088"));
+        stdout(&o).contains("direct-page").then_some(())
+    });
+    assert!(
+        page.is_some(),
+        "no page through the direct mode's published port"
+    );
+    drop(s);
+    let o = net(&["del", "--remove-netns"]);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert!(!ns.exists());
+    assert_eq!(h.residue(), Vec::<String>::new());
+    let o = net(&["add", "--publish", "80"]);
+    assert!(!o.status.success());
+    assert!(
+        common::stderr(&o).contains("--publish \"80\""),
+        "{}",
+        common::stderr(&o)
+    );
+}
