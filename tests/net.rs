@@ -249,7 +249,7 @@ fn two_containers_on_one_network_reach_each_other_by_tcp_and_udp_broadcast() {
     let r = recv.create("udp-recv");
     r.ok(&["start"]);
     let send = in_netns(
-        Bundle::new(&["/bin/probe", "udp-broadcast", "10.77.1.255", "7001", "ping"]),
+        Bundle::new(&["/bin/probe", "udp-send", "10.77.1.255", "7001", "ping"]),
         &ns2,
     );
     let so = send.run_timeout("udp-send", 30).expect("sender hung");
@@ -590,4 +590,60 @@ fn direct_mode_publishes_a_port_for_a_husk_container() {
         "{}",
         common::stderr(&o)
     );
+}
+
+/// CVE-2020-8558's shape: publishing ports turns on route_localnet on the
+/// bridge (so the host's own 127.0.0.1:PORT can be DNATed to a container),
+/// which would also let a container address the host's loopback services
+/// directly. A root process in the container's namespace (as one with
+/// CAP_NET_ADMIN or raw sockets could) routes 127.0.0.1 out of eth0 via the
+/// gateway; husk-net's guard drops it.
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback_services() {
+    let mut h = Host::new();
+    let conf = h.net(
+        "lo",
+        "hbrlo",
+        "10.77.12.0/24",
+        json!([{"hostPort": 8089, "containerPort": 80}]),
+    );
+    let ns = h.netns("attacker");
+    h.add("attacker", &ns, &conf);
+    let bridge_localnet = stdout(&h.sh("cat /proc/sys/net/ipv4/conf/hbrlo/route_localnet"));
+    assert_eq!(
+        bridge_localnet.trim(),
+        "1",
+        "the setting the attack needs is on"
+    );
+    // A service on the host's loopback only: one datagram, reported.
+    let probe = common::probe().to_str().unwrap();
+    let secret = h
+        .cmd(&[probe, "udp-recv", "7777"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let attack = format!(
+        "ip route del local 127.0.0.1 dev lo table local; \
+        ip route del local 127.0.0.0/8 dev lo table local; \
+        echo 1 > /proc/sys/net/ipv4/conf/eth0/route_localnet; \
+        ip route add 127.0.0.1/32 via 10.77.12.1 dev eth0 && \
+        {probe} udp-send 127.0.0.1 7777 attack 5"
+    );
+    let o = in_ns(&ns, &["sh", "-c", &attack]);
+    assert!(
+        o.status.success(),
+        "the attack's set-up: {}",
+        common::stderr(&o)
+    );
+    // Then the host's own datagram, which the listener must get instead.
+    let _ = h
+        .cmd(&[probe, "udp-send", "127.0.0.1", "7777", "local", "1"])
+        .output();
+    let got = secret.wait_with_output().unwrap();
+    assert_eq!(
+        stdout(&got).lines().last(),
+        Some("got local from 127.0.0.1"),
+        "the container's datagram reached the host's loopback service"
+    );
+    h.del("attacker", &ns, &conf);
 }

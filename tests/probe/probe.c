@@ -69,21 +69,22 @@ int main(int argc, char **argv)
 		printf("got %s from %s\n", buf, inet_ntoa(from.sin_addr));
 		return 0;
 	}
-	if (argc >= 5 && !strcmp(argv[1], "udp-broadcast")) {
-		/* MSG to the broadcast ADDR:PORT, every 100 ms for 5 s (the
-		 * receiver may start later). */
+	if (argc >= 5 && !strcmp(argv[1], "udp-send")) {
+		/* MSG to ADDR:PORT (broadcast allowed), COUNT times (default 50)
+		 * every 100 ms: the receiver may start later. */
+		int count = argc >= 6 ? atoi(argv[5]) : 50;
 		int s = socket(AF_INET, SOCK_DGRAM, 0), on = 1;
 		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[3])) };
 		inet_aton(argv[2], &a.sin_addr);
 		if (report(setsockopt(s, SOL_SOCKET, SO_BROADCAST, &on, sizeof on), "broadcasting"))
 			return 1;
-		for (int i = 0; i < 50; i++) {
+		for (int i = 0; i < count; i++) {
 			if (sendto(s, argv[4], strlen(argv[4]), 0, (struct sockaddr *)&a, sizeof a) < 0)
 				return report(-1, "");
 			usleep(100000);
 		}
 		return 0;
 	}
-	fprintf(stderr, "usage: probe keyctl|syscall NR|open-write PATH|open-path PATH|euid|udp-recv PORT|udp-broadcast ADDR PORT MSG\n");
+	fprintf(stderr, "usage: probe keyctl|syscall NR|open-write PATH|open-path PATH|euid|udp-recv PORT|udp-send ADDR PORT MSG [COUNT]\n");
 	return 2;
 }
