@@ -647,3 +647,29 @@ fn a_container_cannot_reach_the_hosts_loopback_services() {
     );
     h.del("attacker", &ns, &conf);
 }
+
+/// A firewall reload (`nft flush ruleset`) takes husk-net's table away; the
+/// next ADD, which would otherwise only add its own elements, writes the
+/// whole table again.
+#[test]
+fn add_rewrites_the_rules_after_a_firewall_reload() {
+    let mut h = Host::new();
+    let plain = h.net("fw", "hbrfw", "10.77.13.0/24", json!([]));
+    let mut published = plain.clone();
+    published["runtimeConfig"]["portMappings"] = json!([{"hostPort": 9191, "containerPort": 80}]);
+    let (ns1, ns2) = (h.netns("fw1"), h.netns("fw2"));
+    h.add("fw1", &ns1, &plain);
+    assert!(h.sh("nft flush ruleset").status.success());
+    h.add("fw2", &ns2, &published);
+    let table = stdout(&h.sh("nft list table ip husk"));
+    for needle in [
+        "tcp . 9191",
+        "iifname @bridges ip daddr 127.0.0.0/8 drop",
+        "iso-hbrfw",
+    ] {
+        assert!(table.contains(needle), "{needle} missing from:\n{table}");
+    }
+    h.del("fw2", &ns2, &published);
+    h.del("fw1", &ns1, &plain);
+    assert_eq!(h.residue(), Vec::<String>::new());
+}

@@ -74,9 +74,9 @@ impl Attachment {
     }
 }
 
-/// The tag of (container id, interface).
-pub fn tag(container_id: &str, ifname: &str) -> String {
-    let d = Sha256::digest(format!("{container_id}\0{ifname}").as_bytes());
+/// The tag of (network, container id, interface).
+pub fn tag(network: &str, container_id: &str, ifname: &str) -> String {
+    let d = Sha256::digest(format!("{network}\0{container_id}\0{ifname}").as_bytes());
     d.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
@@ -200,7 +200,7 @@ pub fn add(p: &Params, conf: &NetConf) -> Result<Value, CniError> {
         root: conf.data_dir.clone(),
     };
     let _lock = lock(&paths.root)?;
-    let t = tag(&p.container_id, &p.ifname);
+    let t = tag(&conf.name, &p.container_id, &p.ifname);
     // An attachment left by a runtime that never called DEL (it crashed, or
     // it is retrying): undo it first.
     if let Ok(old) = read_attachment(&paths.attachment(&conf.name, &t)) {
@@ -262,14 +262,31 @@ fn build(paths: &Paths, conf: &NetConf, a: &Attachment, ns: &OwnedFd) -> Result<
     for r in &conf.routes {
         inside.add_route(&a.ifname, r.dst, r.prefix, r.gw)?;
     }
-    let mut cmds = nft::base();
-    cmds.extend(nft::network(
-        &conf.bridge,
-        conf.pool.network,
-        conf.pool.prefix,
-    ));
-    cmds.extend(nft::attach(&a.nft()));
-    nft::apply(&cmds)?;
+    // The table and the network's chains are written when they are new:
+    // rewriting a chain that has rules deletes them, and every deletion costs
+    // the kernel a grace period. Should they have gone behind husk-net's
+    // back (a firewall reload), everything is written again.
+    let (first_network, first_in_network) = firsts(paths, &conf.name, &a.tag);
+    let network = || nft::network(&conf.bridge, conf.pool.network, conf.pool.prefix);
+    let everything = || {
+        let mut v = nft::base();
+        v.extend(network());
+        v.extend(nft::attach(&a.nft()));
+        v
+    };
+    if first_network {
+        nft::apply(&everything())?;
+    } else {
+        let mut cmds = if first_in_network {
+            network()
+        } else {
+            Vec::new()
+        };
+        cmds.extend(nft::attach(&a.nft()));
+        if nft::apply(&cmds).is_err() {
+            nft::apply(&everything())?;
+        }
+    }
 
     let br = host.link(&conf.bridge)?.map(|l| l.mac).unwrap_or_default();
     let hv = host.link(&a.host_veth)?.map(|l| l.mac).unwrap_or_default();
@@ -322,9 +339,24 @@ pub fn del(p: &Params, conf: &NetConf) -> Result<(), CniError> {
         root: conf.data_dir.clone(),
     };
     let _lock = lock(&paths.root)?;
-    let t = tag(&p.container_id, &p.ifname);
+    let t = tag(&conf.name, &p.container_id, &p.ifname);
     let a = read_attachment(&paths.attachment(&conf.name, &t)).ok();
     teardown(&paths, conf, &p.container_id, &p.ifname, a)
+}
+
+/// Whether (no other network has state here, no other attachment of
+/// `network` has): for ADD, whether this one is the first; for DEL, the last.
+fn firsts(paths: &Paths, network: &str, tag: &str) -> (bool, bool) {
+    let alone = fs::read_dir(paths.attachments(network))
+        .map(|d| d.flatten().all(|e| e.file_name() == tag))
+        .unwrap_or(true);
+    let no_other_network = fs::read_dir(&paths.root)
+        .map(|d| {
+            d.flatten()
+                .all(|e| !e.path().is_dir() || e.file_name() == "ports" || e.file_name() == network)
+        })
+        .unwrap_or(true);
+    (alone && no_other_network, alone)
 }
 
 fn teardown(
@@ -334,11 +366,29 @@ fn teardown(
     ifname: &str,
     a: Option<Attachment>,
 ) -> Result<(), CniError> {
-    let t = tag(id, ifname);
+    let t = tag(&conf.name, id, ifname);
     let mut host =
         Netlink::open().map_err(|e| io_err("open netlink", Path::new("rtnetlink"), e))?;
+    let bridge = a.as_ref().map_or(conf.bridge.clone(), |a| a.bridge.clone());
+    // Is this the network's last attachment, and the host's last network?
+    // Then the rules go with the network or with the table, all in the one
+    // nft transaction (each transaction that deletes costs the kernel a
+    // grace period: ~15-20 ms here).
+    let (last_network, last_in_network) = firsts(paths, &conf.name, &t);
+    let cmds = if last_network {
+        nft::table_gone()
+    } else {
+        let mut v = a
+            .as_ref()
+            .map(|a| nft::detach(&a.nft()))
+            .unwrap_or_default();
+        if last_in_network {
+            v.extend(nft::network_gone(&bridge));
+        }
+        v
+    };
+    nft::apply_deletions(&cmds)?;
     if let Some(a) = &a {
-        nft::apply_deletions(&nft::detach(&a.nft()))?;
         release_ports(paths, a);
     }
     // Deleting the host end takes the container's end with it.
@@ -352,45 +402,21 @@ fn teardown(
         Err(e) if e.kind() != ErrorKind::NotFound => return Err(io_err("remove", &rec, e)),
         _ => {}
     }
-    let bridge = a
-        .as_ref()
-        .map_or(conf.bridge.as_str(), |a| a.bridge.as_str());
-    network_cleanup(paths, &conf.name, bridge, &mut host)
-}
-
-/// When the network's last attachment is gone, so are its bridge, its rules
-/// and its state; when no network is left, so is husk's table.
-fn network_cleanup(
-    paths: &Paths,
-    name: &str,
-    bridge: &str,
-    host: &mut Netlink,
-) -> Result<(), CniError> {
-    let dir = paths.attachments(name);
-    let left = fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-    if left > 0 {
-        return Ok(());
-    }
-    if let Some(br) = host.link(bridge)?
-        && host.ports_of(br.index)? == 0
-    {
-        host.del_link(bridge)?;
-    }
-    nft::apply_deletions(&nft::network_gone(bridge))?;
-    let net = paths.network(name);
-    match fs::remove_dir_all(&net) {
-        Err(e) if e.kind() != ErrorKind::NotFound => return Err(io_err("remove", &net, e)),
-        _ => {}
-    }
-    let networks = fs::read_dir(&paths.root)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().is_dir() && e.file_name() != "ports")
-                .count()
-        })
-        .unwrap_or(0);
-    if networks == 0 {
-        nft::apply_deletions(&nft::table_gone())?;
+    if last_in_network {
+        // The bridge goes too, unless something else was put on it.
+        if let Some(br) = host.link(&bridge)?
+            && host.ports_of(br.index)? == 0
+        {
+            host.del_link(&bridge)?;
+        }
+        let net = paths.network(&conf.name);
+        match fs::remove_dir_all(&net) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(io_err("remove", &net, e)),
+            _ => {}
+        }
+        if last_network {
+            let _ = fs::remove_dir(paths.root.join("ports"));
+        }
     }
     Ok(())
 }
@@ -401,7 +427,7 @@ pub fn check(p: &Params, conf: &NetConf) -> Result<(), CniError> {
     let paths = Paths {
         root: conf.data_dir.clone(),
     };
-    let t = tag(&p.container_id, &p.ifname);
+    let t = tag(&conf.name, &p.container_id, &p.ifname);
     let bad = |what: String| CniError::new(104, "check failed", what);
     let a = read_attachment(&paths.attachment(&conf.name, &t)).map_err(|_| {
         bad(format!(
@@ -452,7 +478,13 @@ pub fn gc(conf: &NetConf, stdin: &[u8]) -> Result<(), CniError> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|v| Some(tag(v["containerID"].as_str()?, v["ifname"].as_str()?)))
+        .filter_map(|v| {
+            Some(tag(
+                &conf.name,
+                v["containerID"].as_str()?,
+                v["ifname"].as_str()?,
+            ))
+        })
         .collect();
     let paths = Paths {
         root: conf.data_dir.clone(),
@@ -502,10 +534,11 @@ mod tests {
 
     #[test]
     fn tags_and_veth_names_are_stable_and_short() {
-        let t = tag("c1", "eth0");
-        assert_eq!(t, tag("c1", "eth0"));
-        assert_ne!(t, tag("c1", "eth1"));
-        assert_ne!(t, tag("c2", "eth0"));
+        let t = tag("n", "c1", "eth0");
+        assert_eq!(t, tag("n", "c1", "eth0"));
+        assert_ne!(t, tag("n", "c1", "eth1"));
+        assert_ne!(t, tag("n", "c2", "eth0"));
+        assert_ne!(t, tag("m", "c1", "eth0"));
         assert_eq!(t.len(), 12);
         assert!(host_veth(&t).len() <= 15);
     }
