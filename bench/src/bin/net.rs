@@ -172,7 +172,7 @@ fn main() {
         .next()
         .unwrap()
         .to_string();
-    let tp_rounds = rounds.clamp(1, 5);
+    let tp_rounds = rounds.clamp(1, 7);
     let (mut lo, mut br) = (Vec::new(), Vec::new());
     for r in 0..tp_rounds {
         let mut once = |which: usize| match which {
