@@ -35,6 +35,10 @@ enum Cmd {
         /// Replace the image's Entrypoint (and drop its Cmd).
         #[arg(long)]
         entrypoint: Option<String>,
+        /// Join this network namespace (e.g. made by `husk-net add`) instead
+        /// of a new, empty one.
+        #[arg(long)]
+        netns: Option<PathBuf>,
         source: String,
         bundle: PathBuf,
         /// Replace the image's Cmd.
@@ -62,6 +66,7 @@ fn main() {
             quiet,
             platform,
             entrypoint,
+            netns,
             source,
             bundle,
             args,
@@ -81,6 +86,7 @@ fn main() {
                 entrypoint: entrypoint.map(|e| vec![e]),
                 args,
                 quiet,
+                netns: netns.as_deref(),
             };
             if flat {
                 image::unpack_flat(&a)

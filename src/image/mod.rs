@@ -418,6 +418,18 @@ pub struct UnpackArgs<'a> {
     pub args: Vec<String>,
     /// No progress output even on a terminal.
     pub quiet: bool,
+    /// A network namespace for the container to join (e.g. one husk-net
+    /// attached), instead of a new empty one.
+    pub netns: Option<&'a Path>,
+}
+
+/// The spec's network namespace becomes the one at `path`.
+fn join_netns(spec: &mut Value, path: Option<&Path>) {
+    let Some(path) = path else { return };
+    if let Some(nss) = spec["linux"]["namespaces"].as_array_mut() {
+        nss.retain(|n| n["type"] != "network");
+        nss.push(serde_json::json!({"type": "network", "path": path}));
+    }
 }
 
 /// An image ready to unpack: its config and its layers (each blob's
@@ -547,7 +559,8 @@ pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
         let label = (!a.quiet).then(|| layer_label(i, n, &layer.0));
         extract(&tmp.0, layer, diff_id, unpack::Whiteouts::Apply, label)?;
     }
-    let spec = config::spec(&img.config, &tmp.0, a.entrypoint.as_deref(), &a.args)?;
+    let mut spec = config::spec(&img.config, &tmp.0, a.entrypoint.as_deref(), &a.args)?;
+    join_netns(&mut spec, a.netns);
     fs::rename(&tmp.0, &rootfs).map_err(io(rootfs.display().to_string()))?;
     tmp.keep();
     write_config(a.bundle, &spec)
@@ -597,6 +610,7 @@ pub fn unpack_overlay(a: &UnpackArgs<'_>, store: &Path) -> Result<(), ImageError
         .cloned()
         .unwrap_or_default();
     let mut spec = config::spec(&img.config, &files, a.entrypoint.as_deref(), &a.args)?;
+    join_netns(&mut spec, a.netns);
     for sub in ["rootfs", "upper", "work"] {
         let p = a.bundle.join(sub);
         fs::create_dir_all(&p).map_err(io(p.display().to_string()))?;
