@@ -470,6 +470,11 @@ fn bad_input_gets_the_cni_error_json() {
     v["runtimeConfig"]["portMappings"] = json!([{"hostPort": 0, "containerPort": 80}]);
     assert_eq!(code("ADD", v.to_string().as_bytes()), 7);
     assert_eq!(code("BOGUS", good.to_string().as_bytes()), 4);
+    // The network's name names its state directory: it may not climb out.
+    let mut v = good.clone();
+    v["name"] = json!("../../escaped");
+    assert_eq!(code("ADD", v.to_string().as_bytes()), 7);
+    assert!(!h.data.parent().unwrap().join("escaped").exists());
     // A netns path that is not a network namespace.
     let (ok, v) = h.cni("ADD", "bad", Path::new("/etc/hostname"), &good);
     assert!(!ok && v["code"] == 3, "{v}");

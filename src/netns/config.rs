@@ -67,6 +67,8 @@ pub struct Params {
     pub args: Vec<(String, String)>,
 }
 
+/// The spec's rule for container ids and network names:
+/// `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$`.
 fn valid_container_id(id: &str) -> bool {
     let mut b = id.bytes();
     b.next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -247,8 +249,16 @@ pub fn netconf(stdin: &[u8]) -> Result<NetConf, CniError> {
             ),
         ));
     }
-    if raw.name.is_empty() || raw.typ.is_empty() {
-        return Err(invalid("name and type are required".into()));
+    if raw.typ.is_empty() {
+        return Err(invalid("type is required".into()));
+    }
+    // The spec's rule for network names (and a directory under dataDir, so
+    // it must not climb out of it).
+    if !valid_container_id(&raw.name) {
+        return Err(invalid(format!(
+            "name: {:?} must be letters, digits, '_', '.' or '-', starting with a letter or digit",
+            raw.name
+        )));
     }
     let bridge = raw.bridge.unwrap_or_else(|| "husk0".into());
     if !valid_ifname(&bridge) {
@@ -422,6 +432,8 @@ mod tests {
             (br#"{"cniVersion": "1.0.0", "name": "n", "type": "t"}"#, 7, "ipam"),
             (br#"{"cniVersion": "1.0.0", "name": "n", "type": "t", "ipam": {"subnet": "10.0.0.0/33"}}"#, 7, "subnet"),
             (br#"{"cniVersion": "1.0.0", "name": "n", "type": "t", "bridge": "a/b", "ipam": {"subnet": "10.0.0.0/24"}}"#, 7, "bridge"),
+            (br#"{"cniVersion": "1.0.0", "name": "../../etc", "type": "t", "ipam": {"subnet": "10.0.0.0/24"}}"#, 7, "name"),
+            (br#"{"cniVersion": "1.0.0", "name": "n", "type": "t", "ipam": {"subnet": "10.0.0.0/24", "dataDir": "rel"}}"#, 7, "dataDir"),
             (br#"{"cniVersion": "1.0.0", "name": "n", "type": "t", "ipam": {"subnet": "10.0.0.0/24"},
                  "runtimeConfig": {"portMappings": [{"hostPort": 70000, "containerPort": 80}]}}"#, 7, "hostPort"),
             (br#"{"cniVersion": "1.0.0", "name": "n", "type": "t", "ipam": {"subnet": "10.0.0.0/24"},
