@@ -526,6 +526,9 @@ fn version_check_status_and_gc() {
     h.add("v2", &ns2, &conf);
     let (ok, v) = h.cni("CHECK", "v1", &ns1, &conf);
     assert!(ok, "CHECK after ADD: {v}");
+    // A second ADD for an interface that exists is an error (spec: MUST).
+    let (ok, v) = h.cni("ADD", "v1", &ns1, &conf);
+    assert!(!ok && v["code"] == 105, "{v}");
     // The container's address removed behind the plugin's back.
     let o = in_ns(&ns1, &["ip", "addr", "flush", "dev", "eth0"]);
     assert!(o.status.success());
@@ -541,10 +544,17 @@ fn version_check_status_and_gc() {
     gc["cni.dev/valid-attachments"] = json!([{"containerID": "v2", "ifname": "eth0"}]);
     let (ok, v) = h.cni("GC", "", Path::new(""), &gc);
     assert!(ok, "GC: {v}");
-    let (ok, _) = h.cni("CHECK", "v2", &ns2, &conf);
-    assert!(ok, "GC removed a valid attachment");
+    let (ok, v) = h.cni("CHECK", "v2", &ns2, &conf);
+    assert!(ok, "GC removed a valid attachment: {v}");
     let (ok, _) = h.cni("CHECK", "v1", &ns1, &conf);
     assert!(!ok, "GC kept a stale attachment");
+    // Rules removed behind the plugin's back.
+    assert!(h.sh("nft flush map ip husk masq").status.success());
+    let (ok, v) = h.cni("CHECK", "v2", &ns2, &conf);
+    assert!(
+        !ok && v["details"].as_str().unwrap().contains("in masq"),
+        "{v}"
+    );
     h.del("v2", &ns2, &conf);
     assert_eq!(h.residue(), Vec::<String>::new());
 }

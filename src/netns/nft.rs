@@ -298,6 +298,48 @@ pub fn apply(cmds: &[Value]) -> Result<(), NftError> {
     }
 }
 
+/// What of `expected` (commands that add chains and elements, as
+/// [`network`] and [`attach`] make) is not in the kernel's table now.
+pub fn missing(expected: &[Value]) -> Result<Vec<String>, NftError> {
+    let out = Command::new("nft")
+        .args(["-j", "list", "table", "ip", TABLE])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| NftError(format!("cannot run nft (package nftables): {e}")))?;
+    if !out.status.success() {
+        return Ok(vec![format!("table ip {TABLE}")]);
+    }
+    let listing: Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| NftError(format!("nft -j list: {e}")))?;
+    let objects = listing["nftables"].as_array().cloned().unwrap_or_default();
+    let chains: Vec<&str> = objects
+        .iter()
+        .filter_map(|o| o["chain"]["name"].as_str())
+        .collect();
+    let elems = |set: &str| -> Vec<Value> {
+        objects
+            .iter()
+            .filter_map(|o| o.get("set").or(o.get("map")))
+            .find(|m| m["name"] == set)
+            .and_then(|m| m["elem"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let mut gone = Vec::new();
+    for add in expected.iter().filter_map(|c| c.get("add")) {
+        let chain = add["chain"]["name"].as_str();
+        let set = add["element"]["name"].as_str();
+        let elem = add["element"]["elem"].get(0);
+        match (chain, set, elem) {
+            (Some(name), _, _) if !chains.contains(&name) => gone.push(format!("chain {name}")),
+            (None, Some(set), Some(e)) if !elems(set).contains(e) => {
+                gone.push(format!("{e} in {set}"))
+            }
+            _ => {}
+        }
+    }
+    Ok(gone)
+}
+
 /// Deletions that must not fail because something is already gone: the
 /// whole batch first, then one by one, ignoring what is missing.
 pub fn apply_deletions(cmds: &[Value]) -> Result<(), NftError> {

@@ -201,12 +201,23 @@ pub fn add(p: &Params, conf: &NetConf) -> Result<Value, CniError> {
     };
     let _lock = lock(&paths.root)?;
     let t = tag(&conf.name, &p.container_id, &p.ifname);
-    // An attachment left by a runtime that never called DEL (it crashed, or
-    // it is retrying): undo it first.
+    let ns = open_netns(&p.netns)?;
+    // The spec: an interface of that name already in the container is an
+    // error (whoever made it).
+    let mut inside =
+        Netlink::open_in(&ns).map_err(|e| io_err("open netlink in", Path::new(&p.netns), e))?;
+    if inside.link(&p.ifname)?.is_some() {
+        return Err(CniError::new(
+            105,
+            "interface already exists",
+            format!("CNI_IFNAME {} already exists in {}", p.ifname, p.netns),
+        ));
+    }
+    // A record without its interface is a stale attachment (a runtime that
+    // never called DEL, its namespace gone): undo it first.
     if let Ok(old) = read_attachment(&paths.attachment(&conf.name, &t)) {
         teardown(&paths, conf, &p.container_id, &p.ifname, Some(old))?;
     }
-    let ns = open_netns(&p.netns)?;
     let store = Store {
         dir: paths.network(&conf.name),
     };
@@ -465,6 +476,14 @@ pub fn check(p: &Params, conf: &NetConf) -> Result<(), CniError> {
             "{} is not allocated to {}",
             a.addr, p.container_id
         )));
+    }
+    // The firewall's part: the network's chains and set entries, the
+    // container's map entries and port chain.
+    let mut expected = nft::network(&a.bridge, conf.pool.network, conf.pool.prefix);
+    expected.extend(nft::attach(&a.nft()));
+    let missing = nft::missing(&expected).map_err(CniError::from)?;
+    if !missing.is_empty() {
+        return Err(bad(format!("nftables: missing {}", missing.join(", "))));
     }
     Ok(())
 }
