@@ -76,7 +76,9 @@ impl Host {
     }
 
     fn sh(&self, script: &str) -> Output {
-        self.cmd(&["sh", "-c", script]).output().unwrap()
+        self.cmd(&["sh", "-c", script])
+            .output()
+            .unwrap_or_else(|e| panic!("nsenter sh -c {script:?}: {e}"))
     }
 
     /// A network configuration on a bridge of its own.
@@ -179,7 +181,7 @@ fn in_ns(ns: &Path, args: &[&str]) -> Output {
         .arg(format!("--net={}", ns.display()))
         .args(args)
         .output()
-        .unwrap()
+        .unwrap_or_else(|e| panic!("nsenter {args:?}: {e}"))
 }
 
 /// A bundle whose container joins the network namespace at `ns`.

@@ -235,7 +235,7 @@ pub fn add(p: &Params, conf: &NetConf) -> Result<Value, CniError> {
         ports: conf.ports.clone(),
         tag: t,
     };
-    match build(&paths, conf, &a, &ns) {
+    match build(&paths, conf, &a, &ns, &mut inside) {
         Ok(result) => Ok(result),
         Err(e) => {
             let _ = teardown(&paths, conf, &p.container_id, &p.ifname, Some(a));
@@ -244,7 +244,13 @@ pub fn add(p: &Params, conf: &NetConf) -> Result<Value, CniError> {
     }
 }
 
-fn build(paths: &Paths, conf: &NetConf, a: &Attachment, ns: &OwnedFd) -> Result<Value, CniError> {
+fn build(
+    paths: &Paths,
+    conf: &NetConf,
+    a: &Attachment,
+    ns: &OwnedFd,
+    inside: &mut Netlink,
+) -> Result<Value, CniError> {
     // Recorded first, so a failure part way is undone like a DEL.
     save_attachment(&paths.attachment(&conf.name, &a.tag), a)?;
     claim_ports(paths, a)?;
@@ -265,8 +271,6 @@ fn build(paths: &Paths, conf: &NetConf, a: &Attachment, ns: &OwnedFd) -> Result<
     host.add_veth(&a.host_veth, &a.ifname, ns, conf.mtu)?;
     host.set_up(&a.host_veth, Some(br.index))?;
     host.set_hairpin(&a.host_veth)?;
-    let mut inside =
-        Netlink::open_in(ns).map_err(|e| io_err("open netlink in", Path::new(&a.netns), e))?;
     inside.set_up("lo", None)?;
     inside.add_addr(&a.ifname, a.addr, a.prefix)?;
     inside.set_up(&a.ifname, None)?;
