@@ -400,10 +400,20 @@ pub fn reap(pid: i32) {
 }
 
 /// Reaps zombie children that are container processes (reparented here when
-/// their parents died), leaving alone the husk commands that other test
-/// threads still wait for.
+/// their parents died), leaving alone the commands that other test threads
+/// still wait for.
 pub fn reap_orphans() {
     let me = std::process::id().to_string();
+    // Only processes of a deeper pid namespace (containers') are reaped:
+    // a zombie of our own depth is a command another test thread spawned
+    // and is about to wait for; reaping it makes that wait fail (ECHILD).
+    let depth = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .map_or(0, |v| v.split_whitespace().count())
+    };
+    let mine = depth(&fs::read_to_string("/proc/self/status").unwrap_or_default());
     let Ok(rd) = fs::read_dir("/proc") else {
         return;
     };
@@ -414,13 +424,15 @@ pub fn reap_orphans() {
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        let Some(close) = stat.rfind(')') else {
             continue;
         };
-        let comm = &stat[open + 1..close];
         let mut rest = stat[close + 2..].split(' ');
         let (state, ppid) = (rest.next(), rest.next());
-        if state == Some("Z") && ppid == Some(me.as_str()) && comm != "husk" && comm != "busybox" {
+        if state == Some("Z")
+            && ppid == Some(me.as_str())
+            && depth(&fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()) > mine
+        {
             reap(pid);
         }
     }
