@@ -27,6 +27,9 @@ command -v nft >/dev/null || need_apt+=(nftables)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v nsenter >/dev/null || need_apt+=(util-linux)
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
+# podman drives husk (through conmon) and husk-net (as a CNI plugin) in one
+# end-to-end test, as users of either would.
+command -v podman >/dev/null || need_apt+=(podman)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2

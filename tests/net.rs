@@ -690,3 +690,181 @@ fn add_rewrites_the_rules_after_a_firewall_reload() {
     h.del("fw1", &ns1, &plain);
     assert_eq!(h.residue(), Vec::<String>::new());
 }
+
+/// podman, as an engine: husk as its OCI runtime (through conmon) and
+/// husk-net as its CNI plugin, in this test's host namespace, with storage,
+/// run and tmp directories of the test's own.
+struct Podman<'a> {
+    host: &'a Host,
+    dir: PathBuf,
+    /// runroot and tmpdir: podman wants the runroot under 50 characters.
+    run: PathBuf,
+}
+
+impl Podman<'_> {
+    fn new(host: &Host) -> Podman<'_> {
+        let dir = host.dir.join("podman");
+        let bin = dir.join("cni-bin");
+        let netd = dir.join("net.d");
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&netd).unwrap();
+        std::os::unix::fs::symlink(HUSK_NET, bin.join("husk-net")).unwrap();
+        // This sandbox withholds CAP_SYS_RESOURCE even from root, so
+        // podman's default rlimits (nofile and nproc at 1048576, above the
+        // current hard limits) cannot be granted; ask for ones that can.
+        fs::write(
+            dir.join("containers.conf"),
+            format!(
+                "[engine]\nruntime = \"husk\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+                 [engine.runtimes]\nhusk = [\"{husk}\"]\n\
+                 [network]\nnetwork_backend = \"cni\"\nnetwork_config_dir = \"{netd}\"\n\
+                 cni_plugin_dirs = [\"{bin}\"]\ndefault_network = \"husknet\"\n\
+                 [containers]\npids_limit = 0\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n",
+                husk = common::husk_bin(),
+                netd = netd.display(),
+                bin = bin.display(),
+            ),
+        )
+        .unwrap();
+        let conf = json!({"cniVersion": "1.0.0", "name": "husknet", "plugins": [{
+            "type": "husk-net", "bridge": "hbrpod", "isGateway": true, "ipMasq": true,
+            "ipam": {"subnet": "10.77.20.0/24", "routes": [{"dst": "0.0.0.0/0"}], "dataDir": host.data},
+            "capabilities": {"portMappings": true}}]});
+        fs::write(netd.join("husknet.conflist"), conf.to_string()).unwrap();
+        let run = PathBuf::from(format!("/run/husk-podman-{}", std::process::id()));
+        Podman { host, dir, run }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.host.cmd(&["podman"]);
+        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg(format!("--root={}", self.dir.join("root").display()))
+            .arg(format!("--runroot={}", self.run.join("run").display()))
+            .arg(format!("--tmpdir={}", self.run.join("tmp").display()))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "podman {args:?}: {}",
+            common::stderr(&o)
+        );
+        stdout(&o)
+    }
+}
+
+impl Drop for Podman<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd(&["rm", "--all", "--force", "--time", "0"])
+            .output();
+        // conmon's cgroups (v1 here), made by this test's podman; removed
+        // when empty, never touched otherwise.
+        for c in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let parent = c.path().join("libpod_parent");
+            let _ = fs::remove_dir(parent.join("conmon"));
+            let _ = fs::remove_dir(parent);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_dir_all(&self.run);
+    }
+}
+
+#[test]
+fn podman_runs_husk_containers_on_a_husk_net_network() {
+    let h = Host::new();
+    let p = Podman::new(&h);
+    let mut tar = Command::new("tar")
+        .args(["--exclude=./.complete", "-C"])
+        .arg(common::rootfs())
+        .args(["-cf", "-", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = p
+        .cmd(&[
+            "import",
+            "--change",
+            "ENV PATH=/bin",
+            "-",
+            "localhost/husk-bb",
+        ])
+        .stdin(tar.stdout.take().unwrap())
+        .output()
+        .unwrap();
+    assert!(tar.wait().unwrap().success());
+    assert!(o.status.success(), "podman import: {}", common::stderr(&o));
+
+    // The exit status comes back through conmon and podman.
+    let o = p
+        .cmd(&[
+            "run",
+            "--rm",
+            "localhost/husk-bb",
+            "sh",
+            "-c",
+            "echo hello from husk; exit 3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&o).trim(),
+        "hello from husk",
+        "{}",
+        common::stderr(&o)
+    );
+    assert_eq!(o.status.code(), Some(3));
+
+    // A web server published on host port 8090.
+    let id = p.ok(&[
+        "run", "-d", "--name", "web", "-p", "8090:80", "localhost/husk-bb", "sh", "-c",
+        "mkdir -p /tmp/www && echo podman-page > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www",
+    ]);
+    assert!(!id.trim().is_empty());
+    let page = eventually(10, || {
+        let o = h.sh(&format!("{HTTP_GET} 127.0.0.1 8090"));
+        stdout(&o).contains("podman-page").then_some(())
+    });
+    assert!(page.is_some(), "no page through podman's published port");
+    let ip = p.ok(&[
+        "inspect",
+        "web",
+        "--format",
+        "{{.NetworkSettings.Networks.husknet.IPAddress}}",
+    ]);
+    let ip = ip.trim();
+    assert!(ip.starts_with("10.77.20."), "{ip}");
+    // exec sees the address husk-net gave; another container reaches the
+    // server over the bridge.
+    let addr = p.ok(&["exec", "web", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert!(addr.contains(&format!("{ip}/24")), "{addr}");
+    let o = p
+        .cmd(&[
+            "run",
+            "--rm",
+            "localhost/husk-bb",
+            "sh",
+            "-c",
+            &format!("{HTTP_GET} {ip} 80"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("podman-page"),
+        "container to container: {}",
+        stdout(&o)
+    );
+
+    // rm: podman's CNI DEL leaves nothing of husk-net behind.
+    p.ok(&["rm", "--force", "--time", "0", "web"]);
+    assert_eq!(h.residue(), Vec::<String>::new());
+}
