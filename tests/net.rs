@@ -868,3 +868,38 @@ fn podman_runs_husk_containers_on_a_husk_net_network() {
     p.ok(&["rm", "--force", "--time", "0", "web"]);
     assert_eq!(h.residue(), Vec::<String>::new());
 }
+
+/// A published UDP port: datagrams to the host's port 5353, from localhost
+/// and from the host's own address, arrive at the container's port 53.
+#[test]
+fn a_published_udp_port_reaches_the_container() {
+    let mut h = Host::new();
+    let conf = h.net(
+        "udp",
+        "hbrudp",
+        "10.77.14.0/24",
+        json!([{"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]),
+    );
+    let ns = h.netns("dns");
+    h.add("dns", &ns, &conf);
+    let probe = common::probe().to_str().unwrap();
+    for (i, target) in ["127.0.0.1", "10.77.14.1"].into_iter().enumerate() {
+        let b = in_netns(Bundle::new(&["/bin/probe", "udp-recv", "53"]), &ns);
+        let id = format!("udp-{i}");
+        let r = b.create(&id);
+        r.ok(&["start"]);
+        let sent = h
+            .cmd(&[probe, "udp-send", target, "5353", "over-udp", "10"])
+            .output()
+            .unwrap();
+        assert!(sent.status.success(), "{}", stdout(&sent));
+        r.wait_stopped();
+        assert!(
+            r.output().contains("got over-udp from 10.77.14.1"),
+            "{target}: {}",
+            r.output()
+        );
+    }
+    h.del("dns", &ns, &conf);
+    assert_eq!(h.residue(), Vec::<String>::new());
+}
