@@ -136,17 +136,36 @@ fn main() {
     let rounds: usize = arg(&args, "--rounds").map_or(20, |r| r.parse().unwrap());
     let secs: u32 = arg(&args, "--seconds").map_or(5, |r| r.parse().unwrap());
 
-    // The benchmark's own host namespace, for this process and its children.
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+    // The benchmark's own host network namespace and its own mount
+    // namespace, for this process and its children. The namespace files
+    // and state live on a tmpfs mounted over /tmp only in that mount
+    // namespace: they vanish with the process, even when it aborts (the
+    // release profile aborts on panic, so no destructor would run).
+    use nix::mount::{MsFlags, mount};
+    use nix::sched::{CloneFlags, unshare};
+    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).expect("unshare(NEWNET|NEWNS)");
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .expect("make / private");
+    mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .expect("tmpfs on /tmp");
     run(Command::new("ip").args(["link", "set", "lo", "up"]));
-    let dir = std::env::temp_dir().join(format!("net-bench-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
+    let dir = PathBuf::from("/tmp/net-bench");
     fs::create_dir_all(&dir).unwrap();
-    let mut made = Vec::new();
-    let mut ns = |name: &str| {
+    let ns = |name: &str| {
         let p = dir.join(name);
         new_ns(&p);
-        made.push(p.clone());
         p
     };
 
@@ -258,8 +277,4 @@ fn main() {
         "\n{tp_rounds} throughput rounds of {secs} s each way, {rounds} ADD/DEL rounds; \
          loopback samples {lo:.1?}, bridge samples {br:.1?}"
     );
-    for p in made.iter().rev() {
-        let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
-    }
-    let _ = fs::remove_dir_all(&dir);
 }
