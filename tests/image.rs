@@ -583,6 +583,37 @@ fn an_image_made_by_umoci_runs_in_both_modes() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(run_bundle(&d.join("two"), "umocio"), "made by umoci\n");
+    // --netns: the container joins that network namespace (one husk-net
+    // would have attached) instead of a new one.
+    let nsf = d.join("net.ns");
+    fs::File::create(&nsf).unwrap();
+    let st = Command::new("unshare")
+        .arg(format!("--net={}", nsf.display()))
+        .arg("true")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Unmounted however the test ends.
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let ns_mount = Unmount(&nsf);
+    let o = Command::new(husk_image())
+        .args(["unpack", "--flat", "--netns"])
+        .arg(&nsf)
+        .arg(&src)
+        .arg(d.join("three/bundle"))
+        .args(["sh", "-c", "readlink /proc/self/ns/net"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let seen = run_bundle(&d.join("three"), "umocin");
+    let ino = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&nsf).unwrap());
+    assert_eq!(seen.trim(), format!("net:[{ino}]"));
+    drop(ns_mount);
     let _ = fs::remove_dir_all(&d);
 }
 

@@ -402,11 +402,20 @@ fn del_is_idempotent_and_add_del_cycles_leave_no_residue() {
         "10.77.6.0/29",
         json!([{"hostPort": 9090, "containerPort": 90, "protocol": "udp"}]),
     );
+    let mut conf = conf;
+    conf["mtu"] = json!(1400);
     let ns = h.netns("cyc");
     // DEL of something never added succeeds.
     h.del("never", &ns, &conf);
-    for _ in 0..20 {
+    for i in 0..20 {
         h.add("cyc", &ns, &conf);
+        if i == 0 {
+            // The MTU is honoured on both ends.
+            let inside = stdout(&in_ns(&ns, &["ip", "-o", "link", "show", "eth0"]));
+            let host = stdout(&h.sh("ip -o link show master hbrcyc"));
+            assert!(inside.contains("mtu 1400"), "{inside}");
+            assert!(host.contains("mtu 1400"), "{host}");
+        }
         let tables = stdout(&h.sh("nft list table ip husk"));
         assert!(tables.contains("udp . 9090"), "{tables}");
         h.del("cyc", &ns, &conf);
@@ -550,6 +559,22 @@ fn version_check_status_and_gc() {
     assert!(ok, "GC removed a valid attachment: {v}");
     let (ok, _) = h.cni("CHECK", "v1", &ns1, &conf);
     assert!(!ok, "GC kept a stale attachment");
+    // The interface taken down behind the plugin's back.
+    assert!(
+        in_ns(&ns2, &["ip", "link", "set", "eth0", "down"])
+            .status
+            .success()
+    );
+    let (ok, v) = h.cni("CHECK", "v2", &ns2, &conf);
+    assert!(
+        !ok && v["details"].as_str().unwrap().contains("is down"),
+        "{v}"
+    );
+    assert!(
+        in_ns(&ns2, &["ip", "link", "set", "eth0", "up"])
+            .status
+            .success()
+    );
     // Rules removed behind the plugin's back.
     assert!(h.sh("nft flush map ip husk masq").status.success());
     let (ok, v) = h.cni("CHECK", "v2", &ns2, &conf);
@@ -901,5 +926,72 @@ fn a_published_udp_port_reaches_the_container() {
         );
     }
     h.del("dns", &ns, &conf);
+    assert_eq!(h.residue(), Vec::<String>::new());
+}
+
+/// ipMasq: what a container sends out of the subnet leaves with the host's
+/// address. An outside host (a namespace on a plain veth from the host, not a
+/// husk bridge) reports the source it sees; without ipMasq it sees the
+/// container's own address.
+#[test]
+fn ip_masq_rewrites_the_source_of_traffic_leaving_the_subnet() {
+    let mut h = Host::new();
+    let ext = h.netns("outside");
+    let mut holder = Command::new("nsenter")
+        .arg(format!("--net={}", ext.display()))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let link = h.sh(&format!(
+        "ip link add hx0 type veth peer name hx1 netns {} && \
+         ip addr add 192.168.77.1/24 dev hx0 && ip link set hx0 up",
+        holder.id()
+    ));
+    assert!(link.status.success(), "{}", common::stderr(&link));
+    let up = in_ns(
+        &ext,
+        &[
+            "sh",
+            "-c",
+            "ip addr add 192.168.77.2/24 dev hx1 && ip link set hx1 up",
+        ],
+    );
+    assert!(up.status.success(), "{}", common::stderr(&up));
+    let probe = common::probe().to_str().unwrap();
+    let ns = h.netns("mq");
+    for masq in [true, false] {
+        let mut conf = h.net("mq", "hbrmq", "10.77.15.0/24", json!([]));
+        conf["ipMasq"] = json!(masq);
+        let ip = h.add("mq", &ns, &conf);
+        let recv = Command::new("nsenter")
+            .arg(format!("--net={}", ext.display()))
+            .args([probe, "udp-recv", "7002"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let b = in_netns(
+            Bundle::new(&[
+                "/bin/probe",
+                "udp-send",
+                "192.168.77.2",
+                "7002",
+                "out",
+                "20",
+            ]),
+            &ns,
+        );
+        let o = b.run_timeout("mq", 30).expect("sender hung");
+        assert!(o.status.success(), "{}", stdout(&o));
+        let got = stdout(&recv.wait_with_output().unwrap());
+        let want = if masq { "192.168.77.1" } else { ip.as_str() };
+        assert!(
+            got.contains(&format!("got out from {want}")),
+            "ipMasq {masq}: {got}"
+        );
+        h.del("mq", &ns, &conf);
+    }
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(h.sh("ip link del hx0").status.success());
     assert_eq!(h.residue(), Vec::<String>::new());
 }

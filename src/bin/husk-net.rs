@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use husk::netns::config::{self, CniError, Command};
+use husk::netns::config::{self, CniError, Command, invalid};
 use husk::netns::plugin;
 use serde_json::{Value, json};
 
@@ -139,10 +139,6 @@ fn run(env: &HashMap<String, String>, stdin: &[u8]) -> Result<Option<Value>, Cni
         Command::Gc => plugin::gc(&conf, stdin).map(|_| None),
         Command::Version => unreachable!("answered above"),
     }
-}
-
-fn invalid(details: String) -> CniError {
-    CniError::new(7, "invalid network config", details)
 }
 
 /// The network configuration for the direct mode.

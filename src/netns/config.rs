@@ -222,7 +222,8 @@ pub struct NetConf {
 /// The state directory when `ipam.dataDir` does not name one.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/husk-net";
 
-fn invalid(details: String) -> CniError {
+/// Code 7, "invalid network config", with what is wrong.
+pub fn invalid(details: String) -> CniError {
     CniError::new(7, "invalid network config", details)
 }
 

@@ -52,7 +52,6 @@ pub struct Attachment {
     pub container_id: String,
     pub ifname: String,
     pub netns: String,
-    pub network: String,
     pub bridge: String,
     pub host_veth: String,
     pub addr: Ipv4Addr,
@@ -226,7 +225,6 @@ pub fn add(p: &Params, conf: &NetConf) -> Result<Value, CniError> {
         container_id: p.container_id.clone(),
         ifname: p.ifname.clone(),
         netns: p.netns.clone(),
-        network: conf.name.clone(),
         bridge: conf.bridge.clone(),
         host_veth: host_veth(&t),
         addr,
@@ -467,8 +465,17 @@ pub fn check(p: &Params, conf: &NetConf) -> Result<(), CniError> {
     }
     let mut inside =
         Netlink::open_in(&ns).map_err(|e| io_err("open netlink in", Path::new(&p.netns), e))?;
-    if inside.link(&a.ifname)?.is_none() {
+    let Some(l) = inside.link(&a.ifname)? else {
         return Err(bad(format!("{} is missing in {}", a.ifname, p.netns)));
+    };
+    if !l.up || l.mtu != conf.mtu {
+        return Err(bad(format!(
+            "{} is {} with MTU {}; want up with MTU {}",
+            a.ifname,
+            if l.up { "up" } else { "down" },
+            l.mtu,
+            conf.mtu
+        )));
     }
     if !inside.addrs(&a.ifname)?.contains(&(a.addr, a.prefix)) {
         return Err(bad(format!("{} lacks {}/{}", a.ifname, a.addr, a.prefix)));
