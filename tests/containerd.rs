@@ -222,6 +222,11 @@ impl Drop for Containerd {
         // of containerd's default cgroupsPath (/NS/ID); both empty by now.
         let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(NS));
         let _ = fs::remove_dir(cgroup_root().join(NS));
+        // Its root, state and image store (15 MB a run); nothing in it is
+        // mounted once the daemon has stopped and the tasks are gone.
+        if !host_mounts_mention(&self.dir.to_string_lossy()) {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
