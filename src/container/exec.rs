@@ -20,6 +20,7 @@ use super::{Error, load};
 use crate::hooks::HookState;
 use crate::init::join::{self, JoinPlan};
 use crate::process::clone::{Forked, clone3, pidfd_open};
+use crate::process::hide::Traces;
 use crate::process::sync::{self, Msg, SyncError};
 
 /// What `exec` was asked for (runc's flags).
@@ -191,19 +192,9 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
     if !st.init_alive() {
         return Err(Error::NotRunning(a.id.to_string()));
     }
-    let mut ns = namespaces_to_join(st.pid);
-    if ns.contains(CloneFlags::CLONE_NEWPID) {
-        // A pid namespace applies to children: this process only moves its
-        // children's, and never forks anything else.
-        // SAFETY: setns with the init's pidfd and one flag.
-        if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&init), libc::CLONE_NEWPID) } != 0 {
-            return Err(Error::Os(
-                "join the container's pid namespace".into(),
-                nix::errno::Errno::last(),
-            ));
-        }
-        ns.remove(CloneFlags::CLONE_NEWPID);
-    }
+    // Every namespace, pid included, is joined by the process that execs
+    // (crate::init::join): this one stays out of the container.
+    let ns = namespaces_to_join(st.pid);
     let cgroup = st
         .cgroup
         .as_ref()
@@ -243,53 +234,85 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
         ns,
         console: console.as_ref().or(pair.as_ref().map(|p| &p.1)),
         preserve_fds: a.preserve_fds,
+        traces: Traces::of_self(),
     };
     let cloned = clone3(0, cgroup.as_ref().map(|f| f.as_fd()));
-    if let Ok((Forked::Child, _)) = cloned {
+    if let Ok((Forked::Child, placed)) = cloned {
         drop(parent_chan);
-        drop(cgroup);
-        join::run(&plan, child_chan)
+        join::run(&plan, child_chan, placed)
     }
-    let (pid, pidfd, placed) = match cloned.map_err(|e| Error::Os("clone3".into(), e))? {
+    let (first, first_fd, placed) = match cloned.map_err(|e| Error::Os("clone3".into(), e))? {
         (Forked::Parent { pid, pidfd }, placed) => (pid, pidfd, placed),
         (Forked::Child, _) => unreachable!("the child never returns from join::run"),
     };
     drop(child_chan);
     drop(console);
+    let mut procs = Procs {
+        first: Some((first, first_fd)),
+        process: None,
+    };
+    if let (Some(path), false) = (&st.cgroup, placed) {
+        let file = path.join("cgroup.procs");
+        std::fs::write(&file, first.to_string())
+            .map_err(|e| procs.fail(Error::Config(format!("{}: {e}", file.display()))))?;
+        parent_chan
+            .send(&Msg::Placed)
+            .map_err(|e| procs.fail(Error::Init(e.to_string())))?;
+    }
+    // Until the program runs: the pid of the process (from the first, which
+    // then exits), a seccomp listener fd to pass on, or an error. The two
+    // processes' messages may interleave: a listener fd waits for the pid,
+    // and an error for both processes to be gone.
+    let mut listener_fd = None;
+    let mut failed = None;
+    loop {
+        match parent_chan.recv_fd() {
+            Err(SyncError::Closed) => break,
+            Ok((Msg::Pid(pid), Some(pidfd))) => {
+                if let Some((first, _)) = procs.first.take() {
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
+                }
+                procs.process = Some((pid, pidfd));
+            }
+            Ok((Msg::SeccompFd, Some(fd))) => listener_fd = Some(fd),
+            // Read on until both processes are gone, for the pid to reap.
+            Ok((Msg::Error(msg), _)) => failed = failed.or(Some(Error::Init(msg))),
+            Ok((m, _)) => failed = failed.or(Some(Error::Init(format!("unexpected message {m:?}")))),
+            Err(e) => {
+                failed = failed.or(Some(Error::Init(e.to_string())));
+                break;
+            }
+        }
+        if let (Some(fd), Some((pid, _))) = (&listener_fd, &procs.process) {
+            let l = seccomp.as_ref().and_then(|s| s.listener.as_ref());
+            if let Some(l) = l {
+                let state = HookState {
+                    oci_version: &st.oci_version,
+                    id: &st.id,
+                    status: "running",
+                    pid: *pid,
+                    bundle: &st.bundle,
+                    annotations: &st.annotations,
+                };
+                crate::seccomp::send_to_listener(l, &state, fd)
+                    .map_err(|e| procs.fail(Error::Config(e.to_string())))?;
+            }
+            listener_fd = None;
+        }
+    }
+    if let Some(e) = failed {
+        return Err(procs.fail(e));
+    }
+    let Some((pid, pidfd)) = procs.process.take() else {
+        return Err(procs.fail(Error::Init(
+            "the exec'd process exited during set-up".into(),
+        )));
+    };
     let fail = |e: Error| {
         let _ = crate::process::clone::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         e
     };
-    if let (Some(path), false) = (&st.cgroup, placed) {
-        let procs = path.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string())
-            .map_err(|e| fail(Error::Config(format!("{}: {e}", procs.display()))))?;
-    }
-    // Until the program runs: a seccomp listener fd to pass on, or an error.
-    loop {
-        match parent_chan.recv_fd() {
-            Err(SyncError::Closed) => break,
-            Ok((Msg::SeccompFd, Some(fd))) => {
-                let l = seccomp.as_ref().and_then(|s| s.listener.as_ref());
-                if let Some(l) = l {
-                    let state = HookState {
-                        oci_version: &st.oci_version,
-                        id: &st.id,
-                        status: "running",
-                        pid,
-                        bundle: &st.bundle,
-                        annotations: &st.annotations,
-                    };
-                    crate::seccomp::send_to_listener(l, &state, &fd)
-                        .map_err(|e| fail(Error::Config(e.to_string())))?;
-                }
-            }
-            Ok((Msg::Error(msg), _)) => return Err(fail(Error::Init(msg))),
-            Ok((m, _)) => return Err(fail(Error::Init(format!("unexpected message {m:?}")))),
-            Err(e) => return Err(fail(Error::Init(e.to_string()))),
-        }
-    }
     if let Some(p) = a.pid_file {
         let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
         write_atomic(&p, pid.to_string().as_bytes())
@@ -306,6 +329,23 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
             super::run::serve_terminal(&sfd, pid, &pidfd, master)
         }
         None => super::run::wait_forwarding(&sfd, pid, &pidfd),
+    }
+}
+
+/// The processes of an exec under way: the first (until it has forked the
+/// process and exited) and the process. A failed exec kills and reaps both.
+struct Procs {
+    first: Option<(i32, OwnedFd)>,
+    process: Option<(i32, OwnedFd)>,
+}
+
+impl Procs {
+    fn fail(&mut self, e: Error) -> Error {
+        for (pid, fd) in [self.first.take(), self.process.take()].into_iter().flatten() {
+            let _ = crate::process::clone::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+        e
     }
 }
 

@@ -1,18 +1,24 @@
-//! The steps of an `exec`'d process: cloned by `husk exec` into the container's
-//! cgroup (and, through the parent, its pid namespace), it joins the rest of the
-//! container's namespaces, takes on the process's identity and limits, and
-//! execs. It runs husk's code inside the container, so it is non-dumpable from
-//! its first step, and no descriptor but stdio and the preserved ones reaches
-//! the program.
+//! The steps of an `exec`'d process, in two processes. The first is cloned by
+//! `husk exec` into the container's cgroup but stays in the host's pid
+//! namespace, where nothing in the container can see it: it joins every
+//! namespace of the init (the pid namespace for its children), which makes
+//! the container's root its root and cwd, closes every descriptor of the
+//! host's, wipes the caller's command line and environment, and takes on the
+//! process's identity and limits. Only then does it fork the second, as a
+//! child of `husk exec` (CLONE_PARENT) born inside the container's pid
+//! namespace, and exit. The second sets up the terminal, loads the seccomp
+//! filter and execs. Both are non-dumpable from the start.
 
 use std::convert::Infallible;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 
 use super::{InitError, step};
 use crate::plan::ProcessPlan;
+use crate::process::clone::{Forked, clone_sibling};
+use crate::process::hide::{self, Traces};
 use crate::process::exec;
 use crate::process::sync::{Channel, Msg};
 
@@ -22,18 +28,20 @@ pub struct JoinPlan<'a> {
     pub seccomp: Option<&'a crate::seccomp::Compiled>,
     /// The container's init, whose namespaces are joined.
     pub init: &'a OwnedFd,
-    /// The namespaces to join (those that differ from husk's own; pid was
-    /// joined by the parent for its children).
+    /// The namespaces to join: those that differ from husk's own.
     pub ns: CloneFlags,
     /// The engine's console socket, when the process has a terminal.
     pub console: Option<&'a OwnedFd>,
     pub preserve_fds: u32,
+    /// Where `husk exec`'s command line and environment are, to wipe.
+    pub traces: Traces,
 }
 
 /// Runs the steps and never returns: it execs, or reports the failed step to
-/// the parent and exits.
-pub fn run(plan: &JoinPlan<'_>, chan: Channel) -> ! {
-    let err = match steps(plan, &chan) {
+/// the parent and exits. `placed`: clone3 put this process in the cgroup
+/// (otherwise the parent does and says so).
+pub fn run(plan: &JoinPlan<'_>, chan: Channel, placed: bool) -> ! {
+    let err = match steps(plan, &chan, placed) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -42,7 +50,7 @@ pub fn run(plan: &JoinPlan<'_>, chan: Channel) -> ! {
     unsafe { libc::_exit(1) }
 }
 
-fn steps(plan: &JoinPlan<'_>, chan: &Channel) -> Result<Infallible, InitError> {
+fn steps(plan: &JoinPlan<'_>, chan: &Channel, placed: bool) -> Result<Infallible, InitError> {
     nix::sys::prctl::set_dumpable(false).map_err(step("prctl(PR_SET_DUMPABLE)"))?;
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
@@ -50,9 +58,14 @@ fn steps(plan: &JoinPlan<'_>, chan: &Channel) -> Result<Infallible, InitError> {
         None,
     )
     .map_err(step("sigprocmask"))?;
+    if !placed {
+        chan.expect(Msg::Placed).map_err(super::sync_err)?;
+    }
     if !plan.ns.is_empty() {
         // One setns through the init's pidfd joins them all at once, the user
-        // namespace first, as the kernel orders them.
+        // namespace first, as the kernel orders them. The mount namespace
+        // brings the container's root and cwd; the pid namespace is for the
+        // children.
         // SAFETY: setns takes a descriptor and flags.
         if unsafe { libc::setns(plan.init.as_raw_fd(), plan.ns.bits()) } != 0 {
             return Err(step(format!(
@@ -61,12 +74,26 @@ fn steps(plan: &JoinPlan<'_>, chan: &Channel) -> Result<Infallible, InitError> {
             ))(Errno::last()));
         }
     }
+    let mut keep = vec![chan.as_fd().as_raw_fd()];
+    keep.extend(plan.console.map(|c| c.as_raw_fd()));
+    hide::close_except(plan.preserve_fds, &keep).map_err(step("close the host's descriptors"))?;
+    plan.traces.wipe("exec");
     let p = plan.process;
+    let id = super::take_identity(p, plan.seccomp, plan.preserve_fds)?;
+    match clone_sibling().map_err(step("fork into the container's pid namespace"))? {
+        Forked::Parent { pid, pidfd } => {
+            chan.send_fd(&Msg::Pid(pid), &pidfd)
+                .map_err(|e| InitError::Sync(e.to_string()))?;
+            // SAFETY: _exit skips destructors that belong to the parent's copy.
+            unsafe { libc::_exit(0) }
+        }
+        Forked::Child => {}
+    }
     if let Some(sock) = plan.console {
         nix::unistd::setsid().map_err(step("setsid"))?;
         crate::console::setup(sock, p.console_size, false)?;
     }
-    let path = super::become_the_process(p, plan.seccomp, chan, plan.preserve_fds)?;
+    let path = super::finish_identity(p, plan.seccomp, chan, id)?;
     if let (Some(sc), true) = (plan.seccomp, p.no_new_privileges) {
         super::load_seccomp(sc, chan)?;
     }

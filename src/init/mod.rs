@@ -211,22 +211,44 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
 }
 
 /// The process's identity and limits, in the order that works with and
-/// without no_new_privs: rlimits, attributes, the working directory,
-/// no_new_privs, the seccomp filter when it needs CAP_SYS_ADMIN to load, the
-/// bounding set, the user, the capability sets; then the executable is looked up
-/// and every descriptor but stdio and the preserved ones is made
-/// close-on-exec. Shared by the init and an exec'd process.
+/// without no_new_privs; shared by the init and an exec'd process.
 fn become_the_process(
     p: &crate::plan::ProcessPlan,
     seccomp: Option<&crate::seccomp::Compiled>,
     chan: &Channel,
     preserve_fds: u32,
 ) -> Result<std::ffi::CString, InitError> {
+    let id = take_identity(p, seccomp, preserve_fds)?;
+    finish_identity(p, seccomp, chan, id)
+}
+
+/// What `take_identity` left for `finish_identity`.
+struct Identity {
+    /// The user is not changed yet (no capability sets and a filter to load).
+    user_pending: bool,
+    /// The working directory could only be entered as the user.
+    cwd_as_user: bool,
+    /// The filter still needs CAP_SYS_ADMIN to load (no no_new_privs): the
+    /// process kept it beyond its own capabilities, or is still root.
+    filter_needs_admin: bool,
+}
+
+const CAP_SYS_ADMIN: u64 = 21;
+
+/// The first half: rlimits, attributes, the working directory (as root, so
+/// before a filter that need not allow the openat2 it takes), no_new_privs,
+/// the bounding set, the user and the capability sets, and every descriptor but stdio and the preserved ones made close-on-exec.
+/// Only what the filter needs to load is kept: CAP_SYS_ADMIN without
+/// no_new_privs. An exec'd process does this before it enters the
+/// container's pid namespace, so what the container can see of it holds no
+/// more than the process will.
+fn take_identity(
+    p: &crate::plan::ProcessPlan,
+    seccomp: Option<&crate::seccomp::Compiled>,
+    preserve_fds: u32,
+) -> Result<Identity, InitError> {
     exec::set_rlimits(p)?;
     exec::set_process_attrs(p)?;
-    // The working directory first, still as root (as runc does), and so
-    // before a filter that need not allow the openat2 it takes; one that only
-    // the user may enter is tried again as the user.
     let cwd_as_user = match exec::chdir_cwd(p) {
         Ok(()) => false,
         Err(exec::ExecError::Cwd {
@@ -238,24 +260,65 @@ fn become_the_process(
     if p.no_new_privileges {
         nix::sys::prctl::set_no_new_privs().map_err(step("process.noNewPrivileges"))?;
     }
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it now,
-    // while the process still has it (runc does the same).
-    if let (Some(sc), false) = (seccomp, p.no_new_privileges) {
-        load_seccomp(sc, chan)?;
-    }
-    if let Some(caps) = &p.caps {
-        exec::drop_bounding(caps)?;
-    }
+    let filter_needs_admin = seccomp.is_some() && !p.no_new_privileges;
+    let id = Identity {
+        user_pending: p.caps.is_none() && filter_needs_admin,
+        cwd_as_user,
+        filter_needs_admin,
+    };
+    exec::close_fds(preserve_fds)?;
+    let Some(caps) = &p.caps else {
+        // No capability sets: with a filter to load the user change waits
+        // for it (as root), as runc orders it.
+        if !id.user_pending {
+            change_user(p, &id)?;
+        }
+        return Ok(id);
+    };
+    exec::drop_bounding(caps)?;
     exec::change_user(p)?;
-    if let Some(caps) = &p.caps {
+    if filter_needs_admin {
+        let mut with_admin = *caps;
+        with_admin.effective |= 1 << CAP_SYS_ADMIN;
+        with_admin.permitted |= 1 << CAP_SYS_ADMIN;
+        with_admin.ambient = 0;
+        exec::set_caps(&with_admin)?;
+    } else {
         exec::set_caps(caps)?;
     }
-    if cwd_as_user {
+    if id.cwd_as_user {
         exec::chdir_cwd(p)?;
     }
-    let path = exec::find_executable(p)?;
-    exec::close_fds(preserve_fds)?;
-    Ok(path)
+    Ok(id)
+}
+
+fn change_user(p: &crate::plan::ProcessPlan, id: &Identity) -> Result<(), InitError> {
+    exec::change_user(p)?;
+    if id.cwd_as_user {
+        exec::chdir_cwd(p)?;
+    }
+    Ok(())
+}
+
+/// The second half: without no_new_privs the filter is loaded now, with the
+/// CAP_SYS_ADMIN that needs, and the process then drops to its own sets
+/// (or, with no sets in the config, changes user as runc does after it).
+/// Then the executable is looked up, as the user and where the program will
+/// run (a path under /proc/self means the process itself). Returns it.
+fn finish_identity(
+    p: &crate::plan::ProcessPlan,
+    seccomp: Option<&crate::seccomp::Compiled>,
+    chan: &Channel,
+    id: Identity,
+) -> Result<std::ffi::CString, InitError> {
+    if let (Some(sc), true) = (seccomp, id.filter_needs_admin) {
+        load_seccomp(sc, chan)?;
+        match &p.caps {
+            Some(caps) => exec::set_caps(caps)?,
+            None => change_user(p, &id)?,
+        }
+    }
+    Ok(exec::find_executable(p)?)
 }
 
 /// Loads the seccomp filter; a listener fd goes to the parent (which hands it

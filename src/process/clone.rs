@@ -50,12 +50,29 @@ pub fn clone3(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<(Forked, 
     }
 }
 
+/// Forks a sibling: a child whose parent is this process's parent
+/// (CLONE_PARENT), so the process that started the chain can wait for it
+/// and hold a pidfd of its own child. Used to enter a pid namespace (which
+/// only children do) from a process that was kept out of it.
+pub fn clone_sibling() -> Result<Forked, Errno> {
+    // exit_signal must be 0 with CLONE_PARENT: the child inherits ours.
+    raw_clone3_args(libc::CLONE_PARENT as u64, None, 0)
+}
+
 fn raw_clone3(ns_flags: u64, cgroup: Option<BorrowedFd<'_>>) -> Result<Forked, Errno> {
+    raw_clone3_args(ns_flags, cgroup, libc::SIGCHLD as u64)
+}
+
+fn raw_clone3_args(
+    flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+    exit_signal: u64,
+) -> Result<Forked, Errno> {
     let mut pidfd: libc::c_int = -1;
     let mut args = CloneArgs {
-        flags: ns_flags | libc::CLONE_PIDFD as u64,
+        flags: flags | libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal,
         ..Default::default()
     };
     if let Some(fd) = cgroup {

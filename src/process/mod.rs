@@ -3,6 +3,7 @@
 
 pub mod clone;
 pub mod exec;
+pub mod hide;
 pub mod idmap;
 pub mod selfexe;
 pub mod sync;

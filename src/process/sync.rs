@@ -27,6 +27,9 @@ pub enum Msg {
     /// intermediate → parent: the init is this (host) pid; the intermediate
     /// process that made it exits.
     Pid(i32),
+    /// parent → exec'd process: it was moved into the container's cgroup (for
+    /// kernels where clone3 could not place it).
+    Placed,
     /// init → parent, with a descriptor: the seccomp listener fd, for the
     /// parent to hand to the seccomp agent at `linux.seccomp.listenerPath`.
     SeccompFd,
@@ -40,6 +43,7 @@ impl Msg {
             Msg::HooksDone => vec![b'D'],
             Msg::Ready => vec![b'R'],
             Msg::SeccompFd => vec![b'S'],
+            Msg::Placed => vec![b'C'],
             Msg::Pid(p) => {
                 let mut v = vec![b'P'];
                 v.extend_from_slice(&p.to_le_bytes());
@@ -60,6 +64,7 @@ impl Msg {
             b'D' => Msg::HooksDone,
             b'R' => Msg::Ready,
             b'S' => Msg::SeccompFd,
+            b'C' => Msg::Placed,
             b'E' => Msg::Error(String::from_utf8_lossy(&b[1..]).into_owned()),
             b'P' => Msg::Pid(i32::from_le_bytes(b.get(1..5)?.try_into().ok()?)),
             _ => return None,
@@ -91,6 +96,12 @@ pub fn pair() -> Result<(Channel, Channel), SyncError> {
         SockFlag::SOCK_CLOEXEC,
     )?;
     Ok((Channel(a), Channel(b)))
+}
+
+impl AsFd for Channel {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }
 
 impl Channel {
