@@ -77,6 +77,24 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
             plan.rootfs.display()
         )));
     }
+    // As runc: the rootfs is taken by its real path only, so what the
+    // engine named is what gets mounted.
+    match std::fs::canonicalize(&plan.rootfs) {
+        Ok(real) if real == plan.rootfs => {}
+        Ok(real) => {
+            return Err(Error::Config(format!(
+                "root.path: {}: not an absolute path, or a symlink (it resolves to {})",
+                plan.rootfs.display(),
+                real.display()
+            )));
+        }
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "root.path: {}: {e}",
+                plan.rootfs.display()
+            )));
+        }
+    }
     // Resolved before anything is made, so a bad path leaves nothing behind.
     let pid_file = args
         .pid_file
@@ -89,7 +107,14 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
         cgroup: None,
         child: None,
     };
-    match create_in(&dir, &plan, args, pid_file.as_deref(), &mut undo) {
+    match create_in(
+        &dir,
+        &plan,
+        &bundle.spec,
+        args,
+        pid_file.as_deref(),
+        &mut undo,
+    ) {
         Ok(c) => Ok(c),
         Err(e) => {
             undo.run();
@@ -101,6 +126,7 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
 fn create_in(
     dir: &ContainerDir,
     plan: &Plan,
+    bundle: &oci_spec::runtime::Spec,
     args: &CreateArgs<'_>,
     pid_file: Option<&Path>,
     undo: &mut Undo<'_>,
@@ -139,7 +165,7 @@ fn create_in(
     }
 
     let fifo_path = dir.fifo();
-    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
         .map_err(|e| Error::Os(format!("mkfifo {}", fifo_path.display()), e))?;
     // Read-write: opening never blocks, and the init's read blocks until
     // `start` writes.
@@ -195,6 +221,10 @@ fn create_in(
         });
     }
 
+    // Nothing in `create` reads its environment again; the init must not be
+    // born with it (crate::process::hide).
+    let traces = crate::process::hide::Traces::of_self();
+    traces.wipe_env();
     let (parent_chan, child_chan) = sync::pair().map_err(|e| Error::Init(e.to_string()))?;
     // New namespaces inside a joined user namespace are made by the init itself.
     let (clone_flags, unshare) = if plan.ns.new_inside_joined_user() {
@@ -208,6 +238,7 @@ fn create_in(
         console,
         idmap_userns,
         unshare,
+        traces,
     };
     let cloned = clone3(
         clone_flags.bits() as u64,
@@ -276,8 +307,11 @@ fn create_in(
                 // exits: reap it and follow the init instead.
                 let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
                 pid = init;
-                pidfd = crate::process::clone::pidfd_open(pid)
-                    .map_err(|e| Error::Os(format!("pidfd_open {pid}"), e))?;
+                pidfd = match fd {
+                    Some(fd) => fd,
+                    None => crate::process::clone::pidfd_open(pid)
+                        .map_err(|e| Error::Os(format!("pidfd_open {pid}"), e))?,
+                };
                 undo.child = Some((pid, dup_fd(&pidfd)?));
             }
             Ok(Msg::RuntimeHooks) => {
@@ -314,9 +348,13 @@ fn create_in(
         poststop: plan.hooks.poststop().clone().unwrap_or_default(),
         poststart: plan.hooks.poststart().clone().unwrap_or_default(),
     };
+    dir.save_exec_policy(&super::state::ExecPolicy {
+        process: bundle.process().clone(),
+        seccomp: bundle.linux().as_ref().and_then(|l| l.seccomp().clone()),
+    })?;
     dir.save(&state)?;
     if let Some(p) = pid_file {
-        write_atomic(p, pid.to_string().as_bytes())
+        write_atomic(p, pid.to_string().as_bytes(), 0o644)
             .map_err(|e| Error::Config(format!("--pid-file {}: {e}", p.display())))?;
     }
     undo.child = None;

@@ -18,6 +18,8 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<Vec<String>, Error> 
     };
     let st = match dir.load() {
         Ok(st) => st,
+        // Another user's state is not ours to act on, nor to remove.
+        Err(e @ StateError::NotPrivate { .. }) => return Err(e.into()),
         // A directory without a readable state is what a crashed create leaves:
         // --force cleans it.
         Err(_) if force => {

@@ -170,20 +170,16 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
         }
         _ => return Err(Error::NotRunning(a.id.to_string())),
     }
-    let bundle = crate::bundle::Bundle::load(&st.bundle)?;
-    let process = process(a, bundle.spec.process().as_ref())?;
+    // Fixed at create: editing the bundle later changes nothing here.
+    let policy = dir.load_exec_policy()?;
+    let process = process(a, policy.process.as_ref())?;
     let pp = crate::plan::process_plan(&process, "process")?;
     if pp.terminal && a.detach && a.console_socket.is_none() {
         return Err(Error::Config(
             "process.terminal: a detached exec with a terminal needs --console-socket".into(),
         ));
     }
-    let seccomp = match bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.seccomp().as_ref())
-    {
+    let seccomp = match &policy.seccomp {
         Some(s) => Some(crate::seccomp::compile(s).map_err(|e| Error::Config(e.to_string()))?),
         None => None,
     };
@@ -277,7 +273,9 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
             Ok((Msg::SeccompFd, Some(fd))) => listener_fd = Some(fd),
             // Read on until both processes are gone, for the pid to reap.
             Ok((Msg::Error(msg), _)) => failed = failed.or(Some(Error::Init(msg))),
-            Ok((m, _)) => failed = failed.or(Some(Error::Init(format!("unexpected message {m:?}")))),
+            Ok((m, _)) => {
+                failed = failed.or(Some(Error::Init(format!("unexpected message {m:?}"))))
+            }
             Err(e) => {
                 failed = failed.or(Some(Error::Init(e.to_string())));
                 break;
@@ -315,7 +313,7 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
     };
     if let Some(p) = a.pid_file {
         let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        write_atomic(&p, pid.to_string().as_bytes())
+        write_atomic(&p, pid.to_string().as_bytes(), 0o644)
             .map_err(|e| Error::Config(format!("--pid-file {}: {e}", p.display())))?;
     }
     let Some(sfd) = sfd else {
@@ -341,7 +339,10 @@ struct Procs {
 
 impl Procs {
     fn fail(&mut self, e: Error) -> Error {
-        for (pid, fd) in [self.first.take(), self.process.take()].into_iter().flatten() {
+        for (pid, fd) in [self.first.take(), self.process.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = crate::process::clone::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         }

@@ -13,6 +13,9 @@ pub enum Format {
 }
 
 pub fn list(root: &Path, format: Format, quiet: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    if root.exists() {
+        super::state::check_root(root).map_err(std::io::Error::other)?;
+    }
     let mut ids: Vec<String> = match std::fs::read_dir(root) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())

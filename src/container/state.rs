@@ -25,6 +25,12 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{path}: {why}: husk's state must be private to its owner (uid {euid})")]
+    NotPrivate {
+        path: PathBuf,
+        why: String,
+        euid: u32,
+    },
     #[error("{path}: corrupt state: {source}")]
     Corrupt {
         path: PathBuf,
@@ -129,6 +135,16 @@ pub struct ContainerDir {
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+pub const EXEC_POLICY: &str = "exec.json";
+
+/// What an `exec` takes from the container's config (runc keeps the whole
+/// config in its state for the same reason): the base process of a
+/// runc-style exec, and the seccomp filter every exec'd process gets.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ExecPolicy {
+    pub process: Option<oci_spec::runtime::Process>,
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+}
 
 impl ContainerDir {
     pub fn new(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
@@ -140,16 +156,18 @@ impl ContainerDir {
     }
 
     /// Makes the directory; its existence is what makes an id taken, so two
-    /// concurrent creates of one id cannot both succeed.
+    /// concurrent creates of one id cannot both succeed. Directories are
+    /// 0700 and files 0600 whatever the umask (a umask only takes bits away).
     pub fn create(&self) -> Result<(), StateError> {
         if let Some(parent) = self.dir.parent() {
             fs::DirBuilder::new()
                 .recursive(true)
-                .mode(0o711)
+                .mode(0o700)
                 .create(parent)
                 .map_err(io(parent))?;
+            check_root(parent)?;
         }
-        match fs::DirBuilder::new().mode(0o711).create(&self.dir) {
+        match fs::DirBuilder::new().mode(0o700).create(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(StateError::Exists(self.id.clone()))
@@ -179,15 +197,46 @@ impl ContainerDir {
         Ok(f)
     }
 
+    /// Loads the state, trusting only what the caller made: the root, the
+    /// container's directory and its state file must be the caller's and
+    /// writable by nobody else (another user could otherwise plant a
+    /// container whose pid husk signals and whose poststop hooks it runs).
     pub fn load(&self) -> Result<State, StateError> {
+        if let Some(root) = self.dir.parent() {
+            check_root(root)?;
+        }
         let path = self.dir.join(STATE_FILE);
-        let data = fs::read(&path).map_err(|e| {
+        let not_exist = |e: std::io::Error| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 StateError::NotExist(self.id.clone())
             } else {
                 io(&path)(e)
             }
+        };
+        let m = fs::symlink_metadata(&self.dir).map_err(not_exist)?;
+        check_private(&self.dir, &m, true)?;
+        let data = read_private(&path).map_err(|e| match e {
+            StateError::Io { source, .. } => not_exist(source),
+            e => e,
         })?;
+        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// Saves what `exec` takes from the container's config: the policy is
+    /// fixed at create, whatever becomes of the bundle.
+    pub fn save_exec_policy(&self, policy: &ExecPolicy) -> Result<(), StateError> {
+        let path = self.dir.join(EXEC_POLICY);
+        let data = serde_json::to_vec(policy).map_err(|source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomic(&path, &data, 0o600).map_err(io(&path))
+    }
+
+    /// The policy saved by `create` (after `load`, which checked the directory).
+    pub fn load_exec_policy(&self) -> Result<ExecPolicy, StateError> {
+        let path = self.dir.join(EXEC_POLICY);
+        let data = read_private(&path)?;
         serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path, source })
     }
 
@@ -199,7 +248,7 @@ impl ContainerDir {
             path: path.clone(),
             source,
         })?;
-        write_atomic(&path, &data).map_err(io(&path))
+        write_atomic(&path, &data, 0o600).map_err(io(&path))
     }
 
     /// Owner of the container: the user owning its state directory.
@@ -219,19 +268,89 @@ impl ContainerDir {
     }
 }
 
-/// Writes a file by writing a temporary one beside it and renaming it over.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
+/// Reads a state file of the caller's: never a fifo to hang on, nor a link
+/// to follow, nor anything another user could have written.
+fn read_private(path: &Path) -> Result<Vec<u8>, StateError> {
     let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&tmp)?;
-    let res = f.write_all(data).and_then(|_| fs::rename(&tmp, path));
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(io(path))?;
+    check_private(path, &f.metadata().map_err(io(path))?, false)?;
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut data).map_err(io(path))?;
+    Ok(data)
+}
+
+/// Checks that `root` (husk's --root) is a directory of the caller's that
+/// nobody else can write.
+pub fn check_root(root: &Path) -> Result<(), StateError> {
+    let m = fs::metadata(root).map_err(io(root))?;
+    check_private(root, &m, true)
+}
+
+fn check_private(path: &Path, m: &fs::Metadata, dir: bool) -> Result<(), StateError> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let why = if dir && !m.is_dir() {
+        "not a directory".to_string()
+    } else if !dir && !m.is_file() {
+        "not a regular file".to_string()
+    } else if m.uid() != euid {
+        format!("owned by uid {}", m.uid())
+    } else if m.mode() & 0o022 != 0 {
+        format!("writable by others (mode {:o})", m.mode() & 0o7777)
+    } else {
+        return Ok(());
+    };
+    Err(StateError::NotPrivate {
+        path: path.to_path_buf(),
+        why,
+        euid,
+    })
+}
+
+/// Writes a file by writing a temporary one beside it and renaming it over.
+/// The directory may be writable by others (a pid file's often is): the
+/// temporary file has an unpredictable name and is made through the
+/// directory's descriptor with O_EXCL|O_NOFOLLOW, so no name planted there
+/// is followed; the rename replaces a planted link instead of following it.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    use nix::fcntl::{OFlag, openat, renameat};
+    use nix::sys::stat::Mode;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EISDIR))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = nix::fcntl::open(
+        parent,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut rnd = [0u8; 8];
+    // SAFETY: getrandom writes at most the buffer's length.
+    if unsafe { libc::getrandom(rnd.as_mut_ptr().cast(), rnd.len(), 0) } != rnd.len() as isize {
+        return Err(std::io::Error::last_os_error());
+    }
+    let tmp = format!(
+        ".{}.{:016x}",
+        name.to_string_lossy(),
+        u64::from_ne_bytes(rnd)
+    );
+    let fd = openat(
+        &dir,
+        tmp.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(mode),
+    )?;
+    let mut f = File::from(fd);
+    let res = f
+        .write_all(data)
+        .and_then(|_| Ok(renameat(&dir, tmp.as_str(), &dir, name)?));
     if res.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = nix::unistd::unlinkat(&dir, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
     }
     res
 }

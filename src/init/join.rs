@@ -18,8 +18,8 @@ use nix::sched::CloneFlags;
 use super::{InitError, step};
 use crate::plan::ProcessPlan;
 use crate::process::clone::{Forked, clone_sibling};
-use crate::process::hide::{self, Traces};
 use crate::process::exec;
+use crate::process::hide::{self, Traces};
 use crate::process::sync::{Channel, Msg};
 
 /// What the exec'd process needs, decided by `husk exec` before clone.
@@ -45,7 +45,7 @@ pub fn run(plan: &JoinPlan<'_>, chan: Channel, placed: bool) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = chan.send(&Msg::Error(err.to_string()));
+    super::report(&chan, &err.to_string());
     // SAFETY: _exit skips destructors that belong to the parent's copy.
     unsafe { libc::_exit(1) }
 }

@@ -30,6 +30,8 @@ pub struct Prepared {
     pub idmap_userns: Vec<Option<OwnedFd>>,
     /// Namespaces the init must unshare itself, after joining a user namespace.
     pub unshare: CloneFlags,
+    /// Where `create`'s command line and environment are, to wipe.
+    pub traces: crate::process::hide::Traces,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,16 +62,29 @@ pub fn run(plan: &Plan, chan: Channel, prep: Prepared) -> ! {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = chan.send(&Msg::Error(err.to_string()));
+    report(&chan, &err.to_string());
     // SAFETY: _exit skips destructors and atexit handlers that belong to the
     // parent's copy of this process.
     unsafe { libc::_exit(1) }
+}
+
+/// Reports a failed step to the parent; once the parent is gone (exec failed
+/// after `start`), on the process's stderr, which is where the engine looks.
+pub(crate) fn report(chan: &Channel, msg: &str) {
+    if chan.send(&Msg::Error(msg.to_string())).is_err() {
+        let line = format!("husk: unable to start container process: {msg}\n");
+        let _ = nix::unistd::write(std::io::stderr(), line.as_bytes());
+    }
 }
 
 fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, InitError> {
     // Non-dumpable while husk's code runs here: other processes in the container
     // cannot open /proc/PID/exe (the husk binary) or our descriptors.
     nix::sys::prctl::set_dumpable(false).map_err(step("prctl(PR_SET_DUMPABLE)"))?;
+    // The init waits for `start` in sight of processes exec'd into the
+    // container (and of a pid namespace it joins): `create`'s command line is
+    // not theirs to read (its environment was wiped before clone).
+    prep.traces.wipe_args("init");
     // Modes of what the init makes (mount points, device nodes) are exact; the
     // process's own umask is set just before exec.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());

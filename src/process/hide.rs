@@ -43,25 +43,36 @@ impl Traces {
     }
 
     /// Overwrites the environment with zeros and the command line with
-    /// `husk NAME`. Nothing in this process reads either again: the program
-    /// gets the environment of its plan.
+    /// `husk NAME`. Nothing in this process reads either again: a program
+    /// gets the environment of its plan, hooks their own.
     pub fn wipe(&self, name: &str) {
-        for (start, end) in [self.arg, self.env] {
-            if start != 0 && end > start {
-                // SAFETY: the kernel's own record of this process's argv and
-                // environ strings: mapped read-write at the top of its stack
-                // and never borrowed by Rust code (std keeps raw pointers).
-                unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
-            }
-        }
+        self.wipe_env();
+        self.wipe_args(name);
+    }
+
+    /// Overwrites the environment with zeros.
+    pub fn wipe_env(&self) {
+        zero(self.env);
+    }
+
+    /// Overwrites the command line with `husk NAME`.
+    pub fn wipe_args(&self, name: &str) {
+        zero(self.arg);
         let (start, end) = self.arg;
         let title = format!("husk\0{name}\0");
         if start != 0 && end - start > title.len() {
-            // SAFETY: as above; the title fits in the range.
-            unsafe {
-                std::ptr::copy_nonoverlapping(title.as_ptr(), start as *mut u8, title.len())
-            };
+            // SAFETY: as in zero(); the title fits in the range.
+            unsafe { std::ptr::copy_nonoverlapping(title.as_ptr(), start as *mut u8, title.len()) };
         }
+    }
+}
+
+fn zero((start, end): (usize, usize)) {
+    if start != 0 && end > start {
+        // SAFETY: the kernel's own record of this process's argv or environ
+        // strings: mapped read-write at the top of its stack and never
+        // borrowed by Rust code (std keeps raw pointers).
+        unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
     }
 }
 
@@ -114,7 +125,11 @@ mod tests {
             nix::unistd::ForkResult::Child => {
                 let ok = close_except(0, &[rb, rd]).is_ok();
                 let open = |fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
-                let code = if ok && !open(ra) && open(rb) && !open(rc) && open(rd) { 0 } else { 1 };
+                let code = if ok && !open(ra) && open(rb) && !open(rc) && open(rd) {
+                    0
+                } else {
+                    1
+                };
                 // SAFETY: _exit in a forked child.
                 unsafe { libc::_exit(code) }
             }
