@@ -288,6 +288,33 @@ pub fn clean_container_path(p: &Path) -> PathBuf {
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl Plan {
+    /// Whether the init joins the config's pid namespace itself, after
+    /// pivot_root, instead of being cloned into it: then no process of that
+    /// namespace ever sees the init with the host's mounts as its root
+    /// (SECURITY.md). procfs shows the pid namespace of the process that
+    /// mounts it, so the proc mounts wait until then, which a mount nested
+    /// under one cannot. An init in a new user namespace could no longer
+    /// join a pid namespace of the host's.
+    pub fn init_joins_pid_late(&self) -> bool {
+        let joins_pid = self
+            .ns
+            .join
+            .iter()
+            .any(|j| j.kind == CloneFlags::CLONE_NEWPID);
+        let procs: Vec<&Path> = self
+            .mounts
+            .iter()
+            .filter(|m| m.fstype == "proc")
+            .map(|m| m.destination.as_path())
+            .collect();
+        let nested = self.mounts.iter().any(|m| {
+            procs
+                .iter()
+                .any(|p| m.destination != *p && m.destination.starts_with(p))
+        });
+        joins_pid && !self.ns.new.contains(CloneFlags::CLONE_NEWUSER) && !nested
+    }
+
     /// Builds the plan for `id` from a loaded bundle.
     pub fn new(
         id: &str,
@@ -1012,6 +1039,30 @@ mod tests {
             }
             (a, b) => *a = b,
         }
+    }
+
+    #[test]
+    fn a_joined_pid_namespace_is_entered_late_unless_a_mount_needs_proc_first() {
+        assert!(!plan(BASE).unwrap().init_joins_pid_late());
+        let joined = |extra: serde_json::Value| {
+            let mut v: serde_json::Value = serde_json::from_str(&with(extra)).unwrap();
+            v["linux"]["namespaces"][0] =
+                serde_json::json!({"type": "pid", "path": "/proc/1/ns/pid"});
+            plan(&v.to_string()).unwrap().init_joins_pid_late()
+        };
+        let proc = serde_json::json!({"destination": "/proc", "type": "proc", "source": "proc"});
+        assert!(joined(serde_json::json!({"mounts": [proc.clone()]})));
+        // lxcfs-style: a file bound over /proc/meminfo needs /proc mounted first.
+        let meminfo = serde_json::json!({"destination": "/proc/meminfo", "type": "bind",
+            "source": "/proc/meminfo", "options": ["bind"]});
+        assert!(!joined(
+            serde_json::json!({"mounts": [proc.clone(), meminfo]})
+        ));
+        // A new user namespace could not join the host's pid namespace late.
+        assert!(!joined(serde_json::json!({"mounts": [proc],
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"}],
+            "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+            "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}})));
     }
 
     #[test]

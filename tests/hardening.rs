@@ -128,14 +128,13 @@ fn exec_never_shows_a_process_holding_the_host_to_the_container() {
 }
 
 #[test]
-fn init_joining_a_pid_namespace_never_shows_the_callers_environment() {
+fn init_joining_a_pid_namespace_never_shows_the_host_to_it() {
     // The same attack on `create`: the init of a container that joins another
     // container's pid namespace (a Kubernetes pod sharing its process
-    // namespace) is in sight of that namespace's processes from its clone on.
-    // The engine's environment must never be readable there. (Its root and
-    // cwd during rootfs set-up are still the host's, as with runc: procfs
-    // takes the pid namespace of the process that mounts it, so the init
-    // must be in the namespace before it mounts /proc. SECURITY.md.)
+    // namespace) sets up its rootfs with the host's mounts at hand; a
+    // CAP_SYS_PTRACE process in that namespace must never see it do so, nor
+    // the engine's environment. (The container's /proc must still show the
+    // joined namespace: tests/escapes.rs checks /proc/1 is the other init.)
     let needle = format!("needle{}", std::process::id());
     let mut a = Bundle::new(&[]);
     let (dir, marker) = host_secret(&a, &needle);
@@ -174,10 +173,7 @@ fn init_joining_a_pid_namespace_never_shows_the_callers_environment() {
     }
     let report = watch_report(&watcher);
     assert!(report.contains("watched"), "{report}");
-    assert!(
-        !report.contains("found environ"),
-        "after {n} creates: {report}"
-    );
+    assert!(!report.contains("found"), "after {n} creates: {report}");
 }
 
 // ---- The local-user-to-state boundary ----

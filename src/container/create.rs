@@ -192,9 +192,14 @@ fn create_in(
 
     // pid and time namespaces take effect for children: enter (or make) them
     // here, clone into them, and come back.
+    let late_pid = plan.init_joins_pid_late();
     let mut restore = Vec::new();
     let mut flags = plan.ns.new;
     for (kind, fd) in &join {
+        if *kind == CloneFlags::CLONE_NEWPID && late_pid {
+            // The init enters it itself once its rootfs is set up.
+            continue;
+        }
         if *kind == CloneFlags::CLONE_NEWPID || kind.bits() == libc::CLONE_NEWTIME {
             restore.push(for_children_ns(*kind)?);
             nix::sched::setns(fd.as_fd(), *kind)

@@ -203,7 +203,12 @@ impl ContainerDir {
     /// container whose pid husk signals and whose poststop hooks it runs).
     pub fn load(&self) -> Result<State, StateError> {
         if let Some(root) = self.dir.parent() {
-            check_root(root)?;
+            check_root(root).map_err(|e| match e {
+                StateError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                    StateError::NotExist(self.id.clone())
+                }
+                e => e,
+            })?;
         }
         let path = self.dir.join(STATE_FILE);
         let not_exist = |e: std::io::Error| {

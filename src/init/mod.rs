@@ -120,6 +120,20 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
             .join
             .iter()
             .any(|j| j.kind == CloneFlags::CLONE_NEWUSER);
+    // A pid namespace left in `join` is the init's to enter, late (see
+    // Plan::init_joins_pid_late): joined now for its children, while it
+    // still has the host's privileges, and entered after pivot_root.
+    let late_pid = match prep
+        .join
+        .iter()
+        .find(|(k, _)| *k == CloneFlags::CLONE_NEWPID)
+    {
+        Some((kind, fd)) => {
+            nix::sched::setns(fd.as_fd(), *kind).map_err(step("setns pid (for children)"))?;
+            true
+        }
+        None => false,
+    };
     join_namespaces(&prep.join)?;
     if in_userns && !new_userns {
         become_root_in_userns()?;
@@ -133,10 +147,11 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     }
 
     let setup_rootfs = plan.ns.new.contains(CloneFlags::CLONE_NEWNS);
+    let mut deferred_proc = Vec::new();
     if setup_rootfs {
         rootfs::prepare(plan)?;
         let root = rootfs::open_root(&plan.rootfs)?;
-        rootfs::mount_all(plan, &root, in_userns, &prep.idmap_userns)?;
+        deferred_proc = rootfs::mount_all(plan, &root, in_userns, &prep.idmap_userns, late_pid)?;
         rootfs::create_devices(&plan.devices, &root, in_userns)?;
         rootfs::dev_symlinks(&root)?;
     }
@@ -178,6 +193,15 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
             nix::mount::mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
                 .map_err(step("linux.rootfsPropagation"))?;
         }
+    }
+    if late_pid {
+        // Root and cwd are the container's now; the namespace and id-map
+        // descriptors go, and only then does the init appear in the joined
+        // pid namespace, where it mounts /proc.
+        drop(prep.join);
+        drop(prep.idmap_userns);
+        fork_into_pid_namespace(chan)?;
+        rootfs::mount_deferred_proc(plan, deferred_proc)?;
     }
     if let Some(sock) = &prep.console {
         crate::console::setup(sock, plan.process.console_size, true)?;
@@ -401,6 +425,31 @@ fn unshare_in_joined_user(flags: CloneFlags, chan: &Channel) -> Result<(), InitE
             // cannot be both new and joined), so the pid means the same there.
             let _ = chan.send(&Msg::Pid(pid));
             // SAFETY: _exit skips destructors that belong to the init.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+/// Forks the init into the pid namespace joined for children; this process
+/// hands the init's pid and a pidfd to `create` and exits. The init is
+/// `create`'s own child (CLONE_PARENT), in a session of its own, and waits
+/// until this process is gone, so `create` has its pid before anything else
+/// the init says (its `Ready` must not overtake the pid).
+fn fork_into_pid_namespace(chan: &Channel) -> Result<(), InitError> {
+    use crate::process::clone::{Forked, clone_sibling};
+    let (gone, alive) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(step("pipe"))?;
+    match clone_sibling().map_err(step("fork into the joined pid namespace"))? {
+        Forked::Child => {
+            drop(alive);
+            let mut b = [0u8; 1];
+            while let Err(Errno::EINTR) = nix::unistd::read(&gone, &mut b) {}
+            nix::unistd::setsid().map_err(step("setsid"))?;
+            Ok(())
+        }
+        Forked::Parent { pid, pidfd } => {
+            let _ = chan.send_fd(&Msg::Pid(pid), &pidfd);
+            // SAFETY: _exit skips destructors that belong to the init; the
+            // pipe's write end closes with it.
             unsafe { libc::_exit(0) }
         }
     }

@@ -119,12 +119,82 @@ pub fn mount_all(
     root: &OwnedFd,
     in_userns: bool,
     idmap_userns: &[Option<OwnedFd>],
-) -> Result<()> {
+    defer_proc: bool,
+) -> Result<Vec<DeferredProc>> {
+    let mut deferred = Vec::new();
     for (i, m) in plan.mounts.iter().enumerate() {
+        if defer_proc && m.fstype == "proc" {
+            deferred.push(DeferredProc {
+                index: i,
+                target: plain_mount_point(m, root)?,
+            });
+            continue;
+        }
         let userns = idmap_userns.get(i).and_then(|u| u.as_ref());
         mount_one(m, root, in_userns, &plan.ns, userns)?;
     }
-    Ok(())
+    Ok(deferred)
+}
+
+/// A procfs mount left for later: procfs shows the pid namespace of the
+/// process that mounts it, and an init that joins a pid namespace enters it
+/// only after pivot_root (crate::init). Its mount point was resolved, checked
+/// and made with the others.
+pub struct DeferredProc {
+    index: usize,
+    target: OwnedFd,
+}
+
+/// Mounts the deferred procfs instances, after pivot_root, from the process
+/// that is in the container's pid namespace. Each goes on the directory
+/// resolved before (entered by its descriptor: no path is looked up again).
+pub fn mount_deferred_proc(plan: &Plan, deferred: Vec<DeferredProc>) -> Result<()> {
+    for d in deferred {
+        let m = &plan.mounts[d.index];
+        let step = |what: &str| format!("{}: {what}", m.field);
+        fchdir(&d.target).map_err(fail(step("enter mount point"), &m.destination))?;
+        let (source, fstype, flags, data) = fs_mount_args(m);
+        mount(Some(source.as_os_str()), ".", Some(fstype), flags, data)
+            .map_err(fail(step("mount proc"), &m.destination))?;
+        if needs_finish(m) {
+            let root = open_root(Path::new("/"))?;
+            let target = open_in_root(&root, &m.destination)
+                .map_err(fail(step("reopen"), &m.destination))?;
+            finish_mount(m, &target, &step, None)?;
+        }
+    }
+    chdir("/").map_err(fail("chdir", Path::new("/")))
+}
+
+/// procfs and sysfs go on a directory reached without any symlink (see
+/// `check_plain_dir`); returns the mount point, made if missing.
+fn plain_mount_point(m: &MountPlan, root: &OwnedFd) -> Result<OwnedFd> {
+    let step = |what: &str| format!("{}: {what}", m.field);
+    check_plain_dir(root, &m.destination).map_err(|e| RootfsError {
+        step: step(&format!(
+            "{} must be mounted on an ordinary directory, not through a symlink",
+            m.fstype
+        )),
+        ..e
+    })?;
+    create_in_root(root, &m.destination, Kind::Dir)
+        .map_err(fail(step("create mount point"), &m.destination))
+}
+
+/// What mount(2) takes for a filesystem (not a bind) mount.
+fn fs_mount_args(m: &MountPlan) -> (std::ffi::OsString, &str, MsFlags, Option<&str>) {
+    let mut fstype = m.fstype.as_str();
+    if fstype == "cgroup" {
+        // husk manages cgroup v2 only: the container sees the unified hierarchy.
+        fstype = "cgroup2";
+    }
+    let source = m
+        .source
+        .as_ref()
+        .map(|s| s.as_os_str().to_owned())
+        .unwrap_or_else(|| fstype.into());
+    let data = (!m.options.data.is_empty()).then_some(m.options.data.as_str());
+    (source, fstype, m.options.flags & !MsFlags::MS_REMOUNT, data)
 }
 
 fn mount_one(
@@ -169,30 +239,14 @@ fn mount_one(
         return Ok(());
     }
 
-    if m.fstype == "proc" || m.fstype == "sysfs" {
-        check_plain_dir(root, &m.destination).map_err(|e| RootfsError {
-            step: step(&format!(
-                "{} must be mounted on an ordinary directory, not through a symlink",
-                m.fstype
-            )),
-            ..e
-        })?;
-    }
-    let target = create_in_root(root, &m.destination, Kind::Dir)
-        .map_err(fail(step("create mount point"), &m.destination))?;
+    let target = if m.fstype == "proc" || m.fstype == "sysfs" {
+        plain_mount_point(m, root)?
+    } else {
+        create_in_root(root, &m.destination, Kind::Dir)
+            .map_err(fail(step("create mount point"), &m.destination))?
+    };
     let tpath = proc_fd_path(&target);
-    let mut fstype = m.fstype.as_str();
-    if fstype == "cgroup" {
-        // husk manages cgroup v2 only: the container sees the unified hierarchy.
-        fstype = "cgroup2";
-    }
-    let source = m
-        .source
-        .as_ref()
-        .map(|s| s.as_os_str().to_owned())
-        .unwrap_or_else(|| fstype.into());
-    let data = (!o.data.is_empty()).then_some(o.data.as_str());
-    let flags = o.flags & !MsFlags::MS_REMOUNT;
+    let (source, fstype, flags, data) = fs_mount_args(m);
     let r = mount(Some(source.as_os_str()), &tpath, Some(fstype), flags, data);
     match r {
         Ok(()) => {}
