@@ -319,3 +319,28 @@ fn exec_process_reaches_neither_host_fds_nor_a_writable_husk() {
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
     let _ = nix::sys::wait::waitpid(pid, None);
 }
+
+#[test]
+fn exec_process_gets_its_oom_score_adj_rlimits_and_user() {
+    // What engines put in an exec's process file and the process itself must
+    // show: each is set by husk before the process is in the container.
+    let b = Bundle::new(&["sleep", "30"]);
+    let c = running(&b, "exattrs");
+    let process = b.dir.join("attrs.json");
+    fs::write(
+        &process,
+        serde_json::to_vec(&json!({
+            "args": ["sh", "-c", "cat /proc/self/oom_score_adj; ulimit -n; id -u; id -g; pwd"],
+            "env": ["PATH=/bin"],
+            "cwd": "/tmp",
+            "user": {"uid": 1000, "gid": 1000},
+            "oomScoreAdj": 321,
+            "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 77, "hard": 77}]
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let o = exec(&c, &["--process", process.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "321\n77\n1000\n1000\n/tmp\n");
+}

@@ -348,14 +348,17 @@ fn main() {
                 &["create", "--bundle", dir.to_str().unwrap_or("."), &id],
             );
             let start = rt.run(&r, &["start", &id]);
+            // exec as engines use it, in the foreground until the process exits.
+            let exec = rt.run(&r, &["exec", &id, "/bin/true"]);
             let state = rt.run(&r, &["state", &id]);
             let kill = rt.run(&r, &["kill", &id, "KILL"]);
             rt.wait_stopped(&r, &id);
             let delete = rt.run(&r, &["delete", &id]);
             reap_all();
-            if create.ok && start.ok && state.ok && kill.ok && delete.ok {
+            if create.ok && start.ok && exec.ok && state.ok && kill.ok && delete.ok {
                 add(&mut rows, "create (ms)", ri, ms(create.time));
                 add(&mut rows, "start (ms)", ri, ms(start.time));
+                add(&mut rows, "exec /bin/true (ms)", ri, ms(exec.time));
                 add(&mut rows, "state (ms)", ri, ms(state.time));
                 add(&mut rows, "kill (ms)", ri, ms(kill.time));
                 add(&mut rows, "delete (ms)", ri, ms(delete.time));

@@ -61,6 +61,9 @@ fn steps(plan: &JoinPlan<'_>, chan: &Channel, placed: bool) -> Result<Infallible
     if !placed {
         chan.expect(Msg::Placed).map_err(super::sync_err)?;
     }
+    // Through the host's /proc, which shows this process; the container's
+    // does not (this process is never in its pid namespace).
+    exec::set_oom_score_adj(plan.process)?;
     if !plan.ns.is_empty() {
         // One setns through the init's pidfd joins them all at once, the user
         // namespace first, as the kernel orders them. The mount namespace

@@ -223,6 +223,7 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     }
 
     let p = &plan.process;
+    exec::set_oom_score_adj(p)?;
     let path = become_the_process(p, plan.seccomp.as_ref(), chan, plan.preserve_fds)?;
 
     // With no_new_privs the filter goes on as late as possible, so it need not
@@ -263,8 +264,6 @@ fn become_the_process(
 
 /// What `take_identity` left for `finish_identity`.
 struct Identity {
-    /// The user is not changed yet (no capability sets and a filter to load).
-    user_pending: bool,
     /// The working directory could only be entered as the user.
     cwd_as_user: bool,
     /// The filter still needs CAP_SYS_ADMIN to load (no no_new_privs): the
@@ -276,8 +275,8 @@ const CAP_SYS_ADMIN: u64 = 21;
 
 /// The first half: rlimits, attributes, the working directory (as root, so
 /// before a filter that need not allow the openat2 it takes), no_new_privs,
-/// the bounding set, the user and the capability sets, and every descriptor but stdio and the preserved ones made close-on-exec.
-/// Only what the filter needs to load is kept: CAP_SYS_ADMIN without
+/// the bounding set, the user and the capability sets, and every descriptor
+/// but stdio and the preserved ones made close-on-exec. Only what the filter needs to load is kept: CAP_SYS_ADMIN without
 /// no_new_privs. An exec'd process does this before it enters the
 /// container's pid namespace, so what the container can see of it holds no
 /// more than the process will.
@@ -301,7 +300,6 @@ fn take_identity(
     }
     let filter_needs_admin = seccomp.is_some() && !p.no_new_privileges;
     let id = Identity {
-        user_pending: p.caps.is_none() && filter_needs_admin,
         cwd_as_user,
         filter_needs_admin,
     };
@@ -309,7 +307,7 @@ fn take_identity(
     let Some(caps) = &p.caps else {
         // No capability sets: with a filter to load the user change waits
         // for it (as root), as runc orders it.
-        if !id.user_pending {
+        if !filter_needs_admin {
             change_user(p, &id)?;
         }
         return Ok(id);

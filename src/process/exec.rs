@@ -67,9 +67,10 @@ pub fn set_rlimits(p: &ProcessPlan) -> Result<()> {
     Ok(())
 }
 
-/// oomScoreAdj, ioPriority and umask: per-process settings that need no privilege
-/// beyond what the init still has.
-pub fn set_process_attrs(p: &ProcessPlan) -> Result<()> {
+/// oomScoreAdj, through a /proc that shows this process: the host's for an
+/// exec'd process (before it joins the container's mount namespace; the value
+/// is inherited by its child), the container's for the init.
+pub fn set_oom_score_adj(p: &ProcessPlan) -> Result<()> {
     if let Some(adj) = p.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|e| {
             ExecError::Step {
@@ -78,6 +79,12 @@ pub fn set_process_attrs(p: &ProcessPlan) -> Result<()> {
             }
         })?;
     }
+    Ok(())
+}
+
+/// ioPriority and umask: per-process settings that need no privilege beyond
+/// what the init still has.
+pub fn set_process_attrs(p: &ProcessPlan) -> Result<()> {
     if let Some(prio) = p.io_priority {
         const IOPRIO_WHO_PROCESS: i32 = 1;
         // SAFETY: ioprio_set takes integers only.
