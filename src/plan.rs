@@ -1060,7 +1060,7 @@ mod tests {
         ));
         // A new user namespace could not join the host's pid namespace late.
         assert!(!joined(serde_json::json!({"mounts": [proc],
-            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "user"}],
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "uts"}, {"type": "user"}],
             "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
             "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}})));
     }

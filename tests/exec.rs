@@ -344,3 +344,16 @@ fn exec_process_gets_its_oom_score_adj_rlimits_and_user() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "321\n77\n1000\n1000\n/tmp\n");
 }
+
+#[test]
+fn exec_into_a_container_made_before_exec_json_uses_its_bundle() {
+    // Engines upgrade the runtime under running containers: one created by a
+    // husk that kept no exec.json is exec'd with its bundle's process.
+    let mut b = Bundle::new(&["sleep", "30"]);
+    b.config["process"]["env"] = json!(["PATH=/bin", "FROM=bundle"]);
+    let c = running(&b, "exold");
+    fs::remove_file(b.root.join("exold/exec.json")).unwrap();
+    let o = exec(&c, &[], &["sh", "-c", "echo $FROM"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "bundle\n");
+}

@@ -170,8 +170,26 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
         }
         _ => return Err(Error::NotRunning(a.id.to_string())),
     }
-    // Fixed at create: editing the bundle later changes nothing here.
-    let policy = dir.load_exec_policy()?;
+    // Fixed at create: editing the bundle later changes nothing here. A
+    // container made by a husk from before exec.json (an upgrade under
+    // running containers) still has only its bundle.
+    let policy = match dir.load_exec_policy() {
+        Ok(p) => p,
+        Err(super::StateError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            let bundle = crate::bundle::Bundle::load(&st.bundle)?;
+            super::state::ExecPolicy {
+                process: bundle.spec.process().clone(),
+                seccomp: bundle
+                    .spec
+                    .linux()
+                    .as_ref()
+                    .and_then(|l| l.seccomp().clone()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
     let process = process(a, policy.process.as_ref())?;
     let pp = crate::plan::process_plan(&process, "process")?;
     if pp.terminal && a.detach && a.console_socket.is_none() {
