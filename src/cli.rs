@@ -416,7 +416,12 @@ fn dispatch(root: &Path, systemd: bool, cmd: Cmd, logger: &Logger) -> Result<i32
             let spec = crate::spec::default_spec(rootless);
             let text =
                 serde_json::to_string_pretty(&spec).map_err(|e| Error::Config(e.to_string()))?;
-            std::fs::write(&path, text + "\n")
+            // Made new (O_EXCL): never through a link planted at the name.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, (text + "\n").as_bytes()))
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         }
         Cmd::Pause { id } => container::pause::pause(root, &id)?,

@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,7 +21,16 @@ pub struct Logger {
 
 impl Logger {
     pub fn new(path: Option<&Path>, format: Format, debug: bool) -> Logger {
-        let file = path.and_then(|p| OpenOptions::new().create(true).append(true).open(p).ok());
+        // Not through a link planted at the name (the log's directory may be
+        // writable by others).
+        let file = path.and_then(|p| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(p)
+                .ok()
+        });
         Logger {
             file,
             format,

@@ -474,3 +474,38 @@ fn an_exec_failure_after_start_is_reported_not_silent() {
         stderr(&o)
     );
 }
+
+#[test]
+fn log_and_spec_files_never_follow_a_planted_symlink() {
+    let b = Bundle::new(&["true"]);
+    let open_dir = b.dir.parent().unwrap().join("logs");
+    fs::create_dir_all(&open_dir).unwrap();
+    fs::set_permissions(&open_dir, fs::Permissions::from_mode(0o1777)).unwrap();
+    let victim = b.dir.parent().unwrap().join("victim");
+    fs::write(&victim, "root's data\n").unwrap();
+    // --log: husk appends to it; a link planted at its name is not followed.
+    let log = open_dir.join("husk.log");
+    std::os::unix::fs::symlink(&victim, &log).unwrap();
+    let o = b
+        .husk()
+        .arg("--log")
+        .arg(&log)
+        .args(["state", "ghost"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "root's data\n");
+    // spec: a dangling link planted as config.json does not make husk write
+    // where it points.
+    let target = b.dir.parent().unwrap().join("made-by-spec");
+    let spec_dir = open_dir.join("bundle");
+    fs::create_dir_all(&spec_dir).unwrap();
+    std::os::unix::fs::symlink(&target, spec_dir.join("config.json")).unwrap();
+    let o = Command::new(husk_bin())
+        .args(["spec", "-b"])
+        .arg(&spec_dir)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "spec wrote through a dangling link");
+    assert!(!target.exists());
+}

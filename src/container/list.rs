@@ -32,7 +32,9 @@ pub fn list(root: &Path, format: Format, quiet: bool, out: &mut dyn Write) -> st
             continue;
         };
         // A container being created or deleted right now has no state: skip it.
-        let Ok(st) = dir.load() else { continue };
+        let Ok(st) = dir.load_in_checked_root() else {
+            continue;
+        };
         found.push((dir, st));
     }
     if quiet {

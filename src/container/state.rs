@@ -210,6 +210,12 @@ impl ContainerDir {
                 e => e,
             })?;
         }
+        self.load_in_checked_root()
+    }
+
+    /// `load` for a caller that has checked the root already (`list`, once
+    /// for all its containers).
+    pub fn load_in_checked_root(&self) -> Result<State, StateError> {
         let path = self.dir.join(STATE_FILE);
         let not_exist = |e: std::io::Error| {
             if e.kind() == std::io::ErrorKind::NotFound {
