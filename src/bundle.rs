@@ -1,8 +1,6 @@
 //! Loading a bundle: `config.json` read into the OCI types, with errors that name
 //! the JSON path of what is wrong (bundle.md, config.md).
 
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -42,6 +40,8 @@ pub struct Bundle {
     /// Absolute path of the bundle directory.
     pub dir: PathBuf,
     pub spec: Spec,
+    /// config.json as read, for `create` to keep in its private state.
+    pub raw: Vec<u8>,
 }
 
 impl Bundle {
@@ -63,11 +63,11 @@ impl Bundle {
             });
         }
         let path = dir.join("config.json");
-        let file = File::open(&path).map_err(|source| BundleError::Read {
+        let raw = std::fs::read(&path).map_err(|source| BundleError::Read {
             path: path.clone(),
             source,
         })?;
-        let spec = parse(BufReader::new(file)).map_err(|(json_path, msg)| BundleError::Parse {
+        let spec = parse(&raw[..]).map_err(|(json_path, msg)| BundleError::Parse {
             path: path.clone(),
             json_path,
             msg,
@@ -77,7 +77,7 @@ impl Bundle {
             field: "ociVersion".into(),
             msg,
         })?;
-        Ok(Bundle { dir, spec })
+        Ok(Bundle { dir, spec, raw })
     }
 }
 

@@ -346,13 +346,13 @@ fn exec_process_gets_its_oom_score_adj_rlimits_and_user() {
 }
 
 #[test]
-fn exec_into_a_container_made_before_exec_json_uses_its_bundle() {
+fn exec_into_a_container_made_before_husk_kept_its_config_uses_its_bundle() {
     // Engines upgrade the runtime under running containers: one created by a
-    // husk that kept no exec.json is exec'd with its bundle's process.
+    // husk that kept no config in its state is exec'd with its bundle's process.
     let mut b = Bundle::new(&["sleep", "30"]);
     b.config["process"]["env"] = json!(["PATH=/bin", "FROM=bundle"]);
     let c = running(&b, "exold");
-    fs::remove_file(b.root.join("exold/exec.json")).unwrap();
+    fs::remove_file(b.root.join("exold/config.json")).unwrap();
     let o = exec(&c, &[], &["sh", "-c", "echo $FROM"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "bundle\n");

@@ -110,7 +110,7 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
     match create_in(
         &dir,
         &plan,
-        &bundle.spec,
+        &bundle.raw,
         args,
         pid_file.as_deref(),
         &mut undo,
@@ -126,7 +126,7 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
 fn create_in(
     dir: &ContainerDir,
     plan: &Plan,
-    bundle: &oci_spec::runtime::Spec,
+    raw_config: &[u8],
     args: &CreateArgs<'_>,
     pid_file: Option<&Path>,
     undo: &mut Undo<'_>,
@@ -353,10 +353,7 @@ fn create_in(
         poststop: plan.hooks.poststop().clone().unwrap_or_default(),
         poststart: plan.hooks.poststart().clone().unwrap_or_default(),
     };
-    dir.save_exec_policy(&super::state::ExecPolicy {
-        process: bundle.process().clone(),
-        seccomp: bundle.linux().as_ref().and_then(|l| l.seccomp().clone()),
-    })?;
+    dir.save_config(raw_config)?;
     dir.save(&state)?;
     if let Some(p) = pid_file {
         write_atomic(p, pid.to_string().as_bytes(), 0o644)

@@ -171,33 +171,30 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
         _ => return Err(Error::NotRunning(a.id.to_string())),
     }
     // Fixed at create: editing the bundle later changes nothing here. A
-    // container made by a husk from before exec.json (an upgrade under
-    // running containers) still has only its bundle.
-    let policy = match dir.load_exec_policy() {
-        Ok(p) => p,
+    // container made by a husk from before it kept its config (an upgrade
+    // under running containers) still has only its bundle.
+    let spec = match dir.load_config() {
+        Ok(raw) => crate::bundle::parse(&raw[..]).map_err(|(path, msg)| {
+            Error::Config(format!(
+                "{}: {path}: {msg}",
+                dir.dir.join("config.json").display()
+            ))
+        })?,
         Err(super::StateError::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
-            let bundle = crate::bundle::Bundle::load(&st.bundle)?;
-            super::state::ExecPolicy {
-                process: bundle.spec.process().clone(),
-                seccomp: bundle
-                    .spec
-                    .linux()
-                    .as_ref()
-                    .and_then(|l| l.seccomp().clone()),
-            }
+            crate::bundle::Bundle::load(&st.bundle)?.spec
         }
         Err(e) => return Err(e.into()),
     };
-    let process = process(a, policy.process.as_ref())?;
+    let process = process(a, spec.process().as_ref())?;
     let pp = crate::plan::process_plan(&process, "process")?;
     if pp.terminal && a.detach && a.console_socket.is_none() {
         return Err(Error::Config(
             "process.terminal: a detached exec with a terminal needs --console-socket".into(),
         ));
     }
-    let seccomp = match &policy.seccomp {
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(crate::seccomp::compile(s).map_err(|e| Error::Config(e.to_string()))?),
         None => None,
     };

@@ -127,23 +127,14 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
     Ok(())
 }
 
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+pub const CONFIG_FILE: &str = "config.json";
+
 /// The directory of one container under the runtime's root.
 pub struct ContainerDir {
     pub dir: PathBuf,
     pub id: String,
-}
-
-pub const STATE_FILE: &str = "state.json";
-pub const EXEC_FIFO: &str = "exec.fifo";
-pub const EXEC_POLICY: &str = "exec.json";
-
-/// What an `exec` takes from the container's config (runc keeps the whole
-/// config in its state for the same reason): the base process of a
-/// runc-style exec, and the seccomp filter every exec'd process gets.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ExecPolicy {
-    pub process: Option<oci_spec::runtime::Process>,
-    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 impl ContainerDir {
@@ -233,22 +224,17 @@ impl ContainerDir {
         serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path, source })
     }
 
-    /// Saves what `exec` takes from the container's config: the policy is
-    /// fixed at create, whatever becomes of the bundle.
-    pub fn save_exec_policy(&self, policy: &ExecPolicy) -> Result<(), StateError> {
-        let path = self.dir.join(EXEC_POLICY);
-        let data = serde_json::to_vec(policy).map_err(|source| StateError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
-        write_atomic(&path, &data, 0o600).map_err(io(&path))
+    /// Keeps the config as `create` read it: what `exec` takes from it (the
+    /// base process, the seccomp filter) is fixed at create, whatever becomes
+    /// of the bundle. runc keeps its config in its state for the same reason.
+    pub fn save_config(&self, raw: &[u8]) -> Result<(), StateError> {
+        let path = self.dir.join(CONFIG_FILE);
+        write_atomic(&path, raw, 0o600).map_err(io(&path))
     }
 
-    /// The policy saved by `create` (after `load`, which checked the directory).
-    pub fn load_exec_policy(&self) -> Result<ExecPolicy, StateError> {
-        let path = self.dir.join(EXEC_POLICY);
-        let data = read_private(&path)?;
-        serde_json::from_slice(&data).map_err(|source| StateError::Corrupt { path, source })
+    /// The config saved by `create` (after `load`, which checked the directory).
+    pub fn load_config(&self) -> Result<Vec<u8>, StateError> {
+        read_private(&self.dir.join(CONFIG_FILE))
     }
 
     /// Writes the state atomically: a reader sees the old or the new state, never
