@@ -38,13 +38,28 @@ fn host_secret(b: &Bundle, needle: &str) -> (PathBuf, PathBuf) {
     (dir, marker)
 }
 
-/// Waits until the watcher in the container has started.
-fn wait_watching(c: &Container<'_>) {
+/// A bundle whose process, with CAP_SYS_PTRACE, watches for `secs` seconds
+/// (`probe watch`) for a host file and a needle in other processes; returned
+/// with the host directory holding the file, and the needle.
+fn watcher(secs: u32) -> (Bundle, PathBuf, String) {
+    let needle = format!("needle{}", std::process::id());
+    let mut b = Bundle::new(&[]);
+    let (dir, marker) = host_secret(&b, &needle);
+    b.config["process"]["args"] = json!(["probe", "watch", secs.to_string(), marker, needle]);
+    with_sys_ptrace(&mut b);
+    (b, dir, needle)
+}
+
+/// Creates and starts the watcher; returns once it watches.
+fn start_watching<'a>(b: &'a Bundle, id: &str) -> Container<'a> {
+    let c = b.create(id);
+    c.ok(&["start"]);
     let t = Instant::now();
     while !c.output().contains("watching") {
         assert!(t.elapsed() < Duration::from_secs(10), "{}", c.output());
         std::thread::sleep(Duration::from_millis(10));
     }
+    c
 }
 
 /// Waits for the watcher to finish; returns what it reported.
@@ -87,14 +102,8 @@ fn exec_never_shows_a_process_holding_the_host_to_the_container() {
     // already in the container's pid namespace but still has the host's
     // mount namespace, cwd or environment hands them over through
     // /proc/PID/root, /proc/PID/cwd and /proc/PID/environ.
-    let needle = format!("needle{}", std::process::id());
-    let mut b = Bundle::new(&[]);
-    let (dir, marker) = host_secret(&b, &needle);
-    b.config["process"]["args"] = json!(["probe", "watch", "6", marker, needle]);
-    with_sys_ptrace(&mut b);
-    let c = b.create("exptrace");
-    c.ok(&["start"]);
-    wait_watching(&c);
+    let (b, dir, needle) = watcher(6);
+    let c = start_watching(&b, "exptrace");
     let process = dir.join("process.json");
     fs::write(
         &process,
@@ -135,14 +144,8 @@ fn init_joining_a_pid_namespace_never_shows_the_host_to_it() {
     // CAP_SYS_PTRACE process in that namespace must never see it do so, nor
     // the engine's environment. (The container's /proc must still show the
     // joined namespace: tests/escapes.rs checks /proc/1 is the other init.)
-    let needle = format!("needle{}", std::process::id());
-    let mut a = Bundle::new(&[]);
-    let (dir, marker) = host_secret(&a, &needle);
-    a.config["process"]["args"] = json!(["probe", "watch", "5", marker, needle]);
-    with_sys_ptrace(&mut a);
-    let watcher = a.create("pidwatch");
-    watcher.ok(&["start"]);
-    wait_watching(&watcher);
+    let (a, dir, needle) = watcher(5);
+    let watcher = start_watching(&a, "pidwatch");
     let mut b = Bundle::new(&["sleep", "30"]);
     for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
         if ns["type"] == "pid" {

@@ -276,10 +276,10 @@ const CAP_SYS_ADMIN: u64 = 21;
 /// The first half: rlimits, attributes, the working directory (as root, so
 /// before a filter that need not allow the openat2 it takes), no_new_privs,
 /// the bounding set, the user and the capability sets, and every descriptor
-/// but stdio and the preserved ones made close-on-exec. Only what the filter needs to load is kept: CAP_SYS_ADMIN without
-/// no_new_privs. An exec'd process does this before it enters the
-/// container's pid namespace, so what the container can see of it holds no
-/// more than the process will.
+/// but stdio and the preserved ones made close-on-exec. Only what the filter
+/// needs to load is kept: CAP_SYS_ADMIN without no_new_privs. An exec'd
+/// process does this before it enters the container's pid namespace, so what
+/// the container can see of it holds no more than the process will.
 fn take_identity(
     p: &crate::plan::ProcessPlan,
     seccomp: Option<&crate::seccomp::Compiled>,

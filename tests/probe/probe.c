@@ -26,36 +26,32 @@ static int report(long r, const char *ok)
 	return 0;
 }
 
+/* Whether the file at PATH can be opened and holds NEEDLE. */
+static int file_has(const char *path, const char *needle)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	long n;
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	return n > 0 && memmem(buf, n, needle, strlen(needle)) != NULL;
+}
+
 /* What a process of the container can take from another process it sees in
  * /proc (with CAP_SYS_PTRACE): a host file through its root or cwd, or the
  * needle in its environment. Returns a bit per kind found. */
 static int peek(int pid, const char *marker, const char *base, const char *needle)
 {
-	static char buf[65536];
 	char path[4096];
-	int found = 0, fd;
-	long n;
+	int found = 0;
 	snprintf(path, sizeof path, "/proc/%d/root%s", pid, marker);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read(fd, buf, sizeof buf - 1);
-		close(fd);
-		if (n > 0 && memmem(buf, n, needle, strlen(needle)))
-			found |= 1;
-	}
+	found |= file_has(path, needle) << 0;
 	snprintf(path, sizeof path, "/proc/%d/cwd/%s", pid, base);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read(fd, buf, sizeof buf - 1);
-		close(fd);
-		if (n > 0 && memmem(buf, n, needle, strlen(needle)))
-			found |= 2;
-	}
+	found |= file_has(path, needle) << 1;
 	snprintf(path, sizeof path, "/proc/%d/environ", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read(fd, buf, sizeof buf - 1);
-		close(fd);
-		if (n > 0 && memmem(buf, n, needle, strlen(needle)))
-			found |= 4;
-	}
+	found |= file_has(path, needle) << 2;
 	return found;
 }
 
