@@ -187,6 +187,9 @@ pub struct Plan {
     /// The device program's default verdict and exceptions, if any device is
     /// restricted.
     pub device_rules: Option<(bool, Vec<crate::cgroups::devices::Rule>)>,
+    /// The config lists device rules (`linux.resources.devices`): without a
+    /// cgroup to hold them, create must fail rather than ignore them.
+    pub devices_asked: bool,
     /// The seccomp filter, compiled.
     pub seccomp: Option<crate::seccomp::Compiled>,
     pub annotations: HashMap<String, String>,
@@ -501,10 +504,17 @@ impl Plan {
         let time_offsets = time_offsets(&linux, &ns)?;
 
         let cgroups_path = linux.cgroups_path().clone();
-        let (cgroup_writes, device_rules) = match linux.resources() {
-            Some(res) => (cgroup_writes(res)?, device_rules(res, &devices)?),
-            None => (Vec::new(), None),
+        let cgroup_writes = match linux.resources() {
+            Some(res) => cgroup_writes(res)?,
+            None => Vec::new(),
         };
+        let device_list = linux
+            .resources()
+            .as_ref()
+            .and_then(|r| r.devices().clone())
+            .unwrap_or_default();
+        let devices_asked = !device_list.is_empty();
+        let device_rules = device_rules(&device_list, &devices)?;
         let seccomp = match linux.seccomp() {
             Some(sc) => Some(crate::seccomp::compile(sc).map_err(|e| PlanError {
                 field: e.field,
@@ -566,6 +576,7 @@ impl Plan {
             cgroups_path,
             cgroup_writes,
             device_rules,
+            devices_asked,
             seccomp,
             pid1: pid1_mode(spec.annotations().as_ref())?,
             annotations: spec.annotations().clone().unwrap_or_default(),
@@ -780,19 +791,17 @@ fn cgroup_writes(
     })
 }
 
-/// The device program's default verdict and exceptions, when the rules ask
-/// for any restriction: the spec's rules, then the default devices and those
-/// in `linux.devices`, which are always allowed (as runc does).
+/// The device program's default verdict and exceptions, unless nothing is
+/// restricted (a privileged config's allow-all): from deny-all, the spec's
+/// rules, then the default devices and those in `linux.devices`, which are
+/// always allowed. As runc, whether or not the config lists any rule: an
+/// image's device nodes must not open the host's devices.
 fn device_rules(
-    r: &oci_spec::runtime::LinuxResources,
+    list: &[oci_spec::runtime::LinuxDeviceCgroup],
     devices: &[DevicePlan],
 ) -> Result<Option<(bool, Vec<crate::cgroups::devices::Rule>)>, PlanError> {
     use crate::cgroups::devices;
-    let list = r.devices().clone().unwrap_or_default();
-    if list.is_empty() {
-        return Ok(None);
-    }
-    let mut rules = devices::rules(&list).map_err(|(field, msg)| PlanError { field, msg })?;
+    let mut rules = devices::rules(list).map_err(|(field, msg)| PlanError { field, msg })?;
     let extra: Vec<_> = devices
         .iter()
         .filter(|d| d.kind != libc::S_IFIFO)
@@ -1282,11 +1291,24 @@ mod tests {
         let (default, exceptions) = p.device_rules.unwrap();
         assert!(!default);
         assert!(exceptions.iter().all(|e| e.allow));
-        let p = plan(&with(
-            serde_json::json!({"linux":{"resources":{"devices":[]}}}),
-        ))
+        // No rules listed: still deny-all and the default devices (runc's),
+        // but nothing that makes create need a cgroup.
+        for config in [
+            with(serde_json::json!({"linux":{"resources":{"devices":[]}}})),
+            BASE.to_string(),
+        ] {
+            let p = plan(&config).unwrap();
+            let (default, exceptions) = p.device_rules.unwrap();
+            assert!(!default);
+            assert!(exceptions.iter().all(|e| e.allow));
+            assert!(!p.devices_asked);
+        }
+        // A privileged config's allow-all needs no program.
+        let p = plan(&with(serde_json::json!({"linux":{"resources":{"devices":[
+            {"allow":true,"access":"rwm"}]}}})))
         .unwrap();
         assert!(p.device_rules.is_none());
+        assert!(p.devices_asked);
     }
 
     #[test]

@@ -179,44 +179,52 @@ fn update_needs_the_controller() {
 #[test]
 fn device_program_denies_unlisted_devices_and_allows_defaults() {
     // The eBPF device program works on any cgroup2 hierarchy, this hybrid
-    // host's unified one included.
-    let script = "mknod /tmp/mem c 1 1 2>/dev/null && echo mem-made; \
-                  mknod /tmp/null2 c 1 3 && echo null-made; \
+    // host's unified one included. Nodes are made in /dev (the test's /tmp is
+    // nodev); making one is always allowed, as runc allows it (`c *:* m`):
+    // opening it is what the rules guard.
+    let script = "mknod /dev/kmsg2 c 1 11 && probe open-write /dev/kmsg2; \
+                  probe open-write /dev/null; \
                   head -c 1 /dev/zero | wc -c; \
-                  mknod /tmp/fuse c 10 229 && head -c 0 /tmp/fuse 2>/dev/null; echo fuse-node";
-    let with_caps = |b: &mut Bundle| {
+                  mknod /dev/fuse2 c 10 229 && probe open-write /dev/fuse2; true";
+    let bundle = |devices: Option<serde_json::Value>| {
+        let mut b = Bundle::sh(script);
         for set in ["bounding", "effective", "permitted"] {
             b.config["process"]["capabilities"][set] = json!(["CAP_MKNOD"]);
         }
+        if let Some(d) = devices {
+            b.config["linux"]["resources"] = json!({ "devices": d });
+        }
+        b
     };
-    // Without rules the container may make any node (the control).
-    let mut open = Bundle::sh(script);
-    with_caps(&mut open);
-    let out = run_ok(&open, "devopen");
-    assert!(out.contains("mem-made"), "{out}");
-
-    let mut b = Bundle::sh(script);
-    with_caps(&mut b);
-    b.config["linux"]["resources"] = json!({"devices": [
-        {"allow": false, "access": "rwm"},
-        {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "m"}
-    ]});
-    let out = run_ok(&b, "devrules");
-    assert!(!out.contains("mem-made"), "/dev/mem was allowed: {out}");
-    assert!(
-        out.contains("null-made"),
-        "the default null device was refused: {out}"
+    const OPENED: &str = "opened for writing";
+    const REFUSED: &str = "error EPERM";
+    // A privileged config allows every device (the control).
+    let out = run_ok(
+        &bundle(Some(json!([{"allow": true, "access": "rwm"}]))),
+        "devall",
     );
-    assert!(out.contains("1\n"), "reading /dev/zero failed: {out}");
-    assert!(out.contains("fuse-node"), "{out}");
+    assert_eq!(out, format!("{OPENED}\n{OPENED}\n1\n{OPENED}\n"));
+    // No rules: runc's default list only.
+    let out = run_ok(&bundle(None), "devnone");
+    assert_eq!(out, format!("{REFUSED}\n{OPENED}\n1\n{REFUSED}\n"));
+    // Deny-all and one device allowed: it and the defaults.
+    let out = run_ok(
+        &bundle(Some(json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}
+        ]))),
+        "devrules",
+    );
+    assert_eq!(out, format!("{REFUSED}\n{OPENED}\n1\n{OPENED}\n"));
 }
 
 #[test]
 fn update_replaces_the_device_program() {
-    // The container keeps trying to make a node of 10:229, which its rules
+    // The container keeps trying to open a node of 10:229, which its rules
     // deny, until an update allows it.
     let mut b = Bundle::sh(
-        "while :; do mknod /tmp/f c 10 229 2>/dev/null && echo made > /share/r && exit 0; sleep 0.05; done",
+        "mknod /dev/f c 10 229; while :; do probe open-write /dev/f | grep -q opened \
+         && echo made > /share/r && exit 0; sleep 0.05; done",
     );
     let share = b.share("/share");
     for set in ["bounding", "effective", "permitted"] {
@@ -228,12 +236,12 @@ fn update_replaces_the_device_program() {
     std::thread::sleep(Duration::from_millis(400));
     assert!(
         !share.join("r").exists(),
-        "the node was made before the update allowed it"
+        "the node was opened before the update allowed it"
     );
     let rules = b.dir.join("res.json");
     fs::write(
         &rules,
-        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":229,"access":"m"}]}"#,
+        r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":229,"access":"rw"}]}"#,
     )
     .unwrap();
     let o = c.cmd(&["update", "--resources", rules.to_str().unwrap()]);

@@ -512,3 +512,43 @@ fn log_and_spec_files_never_follow_a_planted_symlink() {
     assert!(!o.status.success(), "spec wrote through a dangling link");
     assert!(!target.exists());
 }
+
+// ---- Image content → the runtime's device policy ----
+
+#[test]
+fn a_device_node_in_the_image_does_not_open_a_host_device() {
+    // An untrusted image carries nodes of host devices; its config, like
+    // husk-image's and `husk spec`'s, lists no device rules. runc starts from
+    // deny-all plus its default list whatever the config says, and so must
+    // husk. (/dev/kmsg reads and writes the host kernel's log, /dev/kvm makes
+    // virtual machines; a block device of the host's disk is the same case,
+    // but this sandbox refuses raw disks even to the host's root.)
+    let mut b = Bundle::sh(
+        "probe open-write /data/kmsg; probe open-write /data/kvm; \
+         probe open-write /dev/null; mknod /dev/tuntest c 10 200 && probe open-write /dev/tuntest",
+    );
+    let rootfs = b.own_rootfs();
+    for (name, major, minor) in [("kmsg", 1, 11), ("kvm", 10, 232)] {
+        nix::sys::stat::mknod(
+            &rootfs.join("data").join(name),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(major, minor),
+        )
+        .unwrap();
+    }
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_MKNOD"));
+    }
+    assert!(b.config["linux"]["resources"]["devices"].is_null());
+    let out = run_ok(&b, "hostdev");
+    // The standard nodes work, and /dev/net/tun and mknod of any node are
+    // allowed as runc allows them (`c *:* m`, `b *:* m`, `c 10:200 rwm`).
+    assert_eq!(
+        out,
+        "error EPERM\nerror EPERM\nopened for writing\nopened for writing\n"
+    );
+}

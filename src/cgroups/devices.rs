@@ -91,7 +91,9 @@ pub fn rules(list: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, (String, String)> 
     Ok(out)
 }
 
-/// The devices every container may use (runc's allowed devices), as rules.
+/// The devices every container may use (runc's allowed devices), as rules:
+/// mknod of any node (opening one is what the rules guard), the standard
+/// nodes, ptys, /dev/net/tun, and the config's own `linux.devices`.
 pub fn default_allowed(extra: &[(u32, u64, u64)]) -> Vec<Rule> {
     let r = |kind, major, minor| Rule {
         allow: true,
@@ -100,16 +102,26 @@ pub fn default_allowed(extra: &[(u32, u64, u64)]) -> Vec<Rule> {
         minor,
         access: ALL_ACCESS,
     };
+    let mknod = |kind| Rule {
+        allow: true,
+        kind: Some(kind),
+        major: None,
+        minor: None,
+        access: 1,
+    };
     let mut v = vec![
-        r(CHAR, 1, Some(3)), // null
-        r(CHAR, 1, Some(5)), // zero
-        r(CHAR, 1, Some(7)), // full
-        r(CHAR, 1, Some(8)), // random
-        r(CHAR, 1, Some(9)), // urandom
-        r(CHAR, 5, Some(0)), // tty
-        r(CHAR, 5, Some(1)), // console
-        r(CHAR, 5, Some(2)), // ptmx
-        r(CHAR, 136, None),  // pts/*
+        mknod(CHAR),
+        mknod(BLOCK),
+        r(CHAR, 10, Some(200)), // net/tun
+        r(CHAR, 1, Some(3)),    // null
+        r(CHAR, 1, Some(5)),    // zero
+        r(CHAR, 1, Some(7)),    // full
+        r(CHAR, 1, Some(8)),    // random
+        r(CHAR, 1, Some(9)),    // urandom
+        r(CHAR, 5, Some(0)),    // tty
+        r(CHAR, 5, Some(1)),    // console
+        r(CHAR, 5, Some(2)),    // ptmx
+        r(CHAR, 136, None),     // pts/*
     ];
     for &(kind, major, minor) in extra {
         let kind = if kind == libc::S_IFBLK { BLOCK } else { CHAR };
@@ -118,10 +130,11 @@ pub fn default_allowed(extra: &[(u32, u64, u64)]) -> Vec<Rule> {
     v
 }
 
-/// The default action and the exceptions, as the v1 device controller would
-/// hold them after applying `rules` in order.
+/// The default action and the exceptions after applying `rules` in order to
+/// a container's cgroup, which starts from deny-all as runc's does: a config
+/// that lists no rule gets only the default devices, not the host's.
 pub fn effective(rules: &[Rule]) -> (bool, Vec<Rule>) {
-    let mut default = true;
+    let mut default = false;
     let mut exceptions = Vec::new();
     for r in rules {
         if r.is_wildcard_all() {
@@ -354,15 +367,37 @@ mod tests {
     }
 
     #[test]
-    fn allow_all_by_default_with_a_deny() {
+    fn rules_start_from_deny_all_as_runcs() {
+        // A lone deny changes nothing on deny-all: nothing is allowed.
         let rs = spec_rules(
             serde_json::json!([{"allow": false, "type": "c", "major": 1, "minor": 1, "access": "rwm"}]),
         );
+        let (default, ex) = effective(&rs);
+        assert!(!default);
+        let p = program(default, &ex);
+        assert!(!run(&p, CHAR, 2, 1, 1));
+        assert!(!run(&p, CHAR, 2, 1, 3));
+        // Allow-all first (a privileged config), then the deny.
+        let rs = spec_rules(serde_json::json!([
+            {"allow": true, "access": "rwm"},
+            {"allow": false, "type": "c", "major": 1, "minor": 1, "access": "rwm"}
+        ]));
         let (default, ex) = effective(&rs);
         assert!(default);
         let p = program(default, &ex);
         assert!(!run(&p, CHAR, 2, 1, 1));
         assert!(run(&p, CHAR, 2, 1, 3));
+        // No rules at all: runc's default list only. mknod of anything,
+        // opening the standard nodes and /dev/net/tun, nothing else.
+        let (default, ex) = effective(&default_allowed(&[]));
+        let p = program(default, &ex);
+        assert!(run(&p, BLOCK, 1, 8, 0));
+        assert!(run(&p, CHAR, 1, 1, 11));
+        assert!(!run(&p, CHAR, 2, 1, 11)); // /dev/kmsg
+        assert!(!run(&p, BLOCK, 2, 8, 0)); // a disk
+        assert!(run(&p, CHAR, 6, 10, 200)); // /dev/net/tun
+        assert!(run(&p, CHAR, 6, 1, 3)); // /dev/null
+        assert!(run(&p, CHAR, 6, 136, 4)); // a pty
     }
 
     #[test]

@@ -148,7 +148,7 @@ fn create_in(
             cgroups::apply(&cg.path, &writes)?;
             Some(cg)
         }
-        None if !plan.cgroup_writes.is_empty() || plan.device_rules.is_some() => {
+        None if !plan.cgroup_writes.is_empty() || plan.devices_asked => {
             return Err(cgroups::CgroupError::NoV2.into());
         }
         None => None,

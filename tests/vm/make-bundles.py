@@ -56,6 +56,8 @@ bundle("update", ["awk", hold], {"memory": {"limit": 256 << 20, "swap": 256 << 2
 bundle("count", ["sh", "-c", "sleep 100 & i=0; while :; do i=$((i+1)); echo $i > /share/n.new; mv /share/n.new /share/n; sleep 0.05; done"],
        namespaces=["ipc", "uts", "mount"],
        mounts=[{"destination": "/share", "type": "bind", "source": "/share/count", "options": ["rbind"]}])
-bundle("devices", ["sh", "-c", "mknod /tmp/mem c 1 1 2>/dev/null && echo mem-made; "
-                               "mknod /tmp/null2 c 1 3 && echo null-made; head -c 1 /dev/zero | wc -c"],
+bundle("devices", ["sh", "-c", "mknod /dev/kmsg2 c 1 11 && echo kmsg-made; "
+                               "echo x 2>/dev/null > /dev/kmsg2 && echo kmsg-opened; "
+                               "mknod /dev/null2 c 1 3 && echo x > /dev/null2 && echo null-opened; "
+                               "head -c 1 /dev/zero | wc -c"],
        {"devices": [{"allow": False, "access": "rwm"}]}, caps=["CAP_MKNOD"])
