@@ -9,6 +9,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod console;
 pub mod container;
+pub mod files;
 pub mod hooks;
 pub mod image;
 pub mod init;

@@ -887,3 +887,51 @@ fn corrupt_streams_with_honest_digests_fail_cleanly() {
     }
     let _ = fs::remove_dir_all(&d);
 }
+
+#[test]
+fn planted_temporary_names_are_never_written_through() {
+    // A user who can write the bundle's directory (or the store) plants
+    // symlinks at the names husk-image writes its temporary files under,
+    // aimed at a root-owned file: the unpack must not write through them.
+    use sha2::Digest;
+    let d = scratch("planted");
+    let mut img = Image::new(&d.join("layout"));
+    img.layer(Layer::new().file("hello", b"hi", 0o644).bytes(), "");
+    let src = img.finish(json!({"Cmd": ["true"]}));
+    let victim = d.join("victim");
+    fs::write(&victim, "root's data\n").unwrap();
+    // A flat bundle: its config.json's temporary name.
+    let bundle = d.join("flat");
+    fs::create_dir_all(&bundle).unwrap();
+    std::os::unix::fs::symlink(&victim, bundle.join(".config.json.tmp")).unwrap();
+    let o = unpack(&src, &bundle, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "root's data\n");
+    assert!(
+        fs::read_to_string(bundle.join("config.json"))
+            .unwrap()
+            .contains("true")
+    );
+    // An overlay bundle: also the store's reference to it.
+    let store = d.join("store");
+    let bundle = d.join("ovl");
+    fs::create_dir_all(&bundle).unwrap();
+    std::os::unix::fs::symlink(&victim, bundle.join(".config.json.tmp")).unwrap();
+    let key: String = sha2::Sha256::digest(bundle.as_os_str().as_encoded_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    fs::create_dir_all(store.join(".refs")).unwrap();
+    std::os::unix::fs::symlink(&victim, store.join(format!(".refs/.{key}.tmp"))).unwrap();
+    let o = Command::new(husk_image())
+        .args(["unpack", "--store"])
+        .arg(&store)
+        .arg(&src)
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "root's data\n");
+    assert!(store.join(format!(".refs/{key}.json")).exists());
+    let _ = fs::remove_dir_all(&d);
+}

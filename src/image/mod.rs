@@ -539,11 +539,12 @@ fn check_bundle(bundle: &Path) -> Result<(), ImageError> {
     fs::create_dir_all(bundle).map_err(io(bundle.display().to_string()))
 }
 
+/// Writes BUNDLE/config.json through a temporary file no one could have
+/// planted anything at (the bundle's directory may be writable by others).
 fn write_config(bundle: &Path, spec: &Value) -> Result<(), ImageError> {
     let text = serde_json::to_vec_pretty(spec).map_err(|e| ImageError::Bad(e.to_string()))?;
-    let tmp = bundle.join(".config.json.tmp");
-    fs::write(&tmp, text).map_err(io(tmp.display().to_string()))?;
-    fs::rename(&tmp, bundle.join("config.json")).map_err(io("config.json"))
+    let path = bundle.join("config.json");
+    crate::files::write_atomic(&path, &text, 0o644).map_err(io(path.display().to_string()))
 }
 
 /// Makes BUNDLE/rootfs (all layers applied) and BUNDLE/config.json. Built
@@ -632,9 +633,10 @@ struct TempDir(PathBuf, std::cell::Cell<bool>);
 impl TempDir {
     fn new(beside: &Path, what: &str) -> Result<TempDir, ImageError> {
         fs::create_dir_all(beside).map_err(io(beside.display().to_string()))?;
-        let p = beside.join(format!(".{what}.{}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir(&p).map_err(io(p.display().to_string()))?;
+        // 0755 as a rootfs or a stored layer must be (an image's own "./"
+        // entry sets the rootfs's mode when it has one).
+        let p = crate::files::temp_dir(beside, what, 0o755)
+            .map_err(io(beside.display().to_string()))?;
         Ok(TempDir(p, std::cell::Cell::new(false)))
     }
 

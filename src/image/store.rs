@@ -30,9 +30,9 @@ pub fn add_ref(store: &Path, bundle: &Path, layers: &[String]) -> Result<(), Ima
         .map(|b| format!("{b:02x}"))
         .collect();
     let body = json!({"bundle": bundle, "layers": layers}).to_string();
-    let tmp = dir.join(format!(".{key}.tmp"));
-    fs::write(&tmp, body).map_err(io(tmp.display().to_string()))?;
-    fs::rename(&tmp, dir.join(format!("{key}.json"))).map_err(io(dir.display().to_string()))
+    let path = dir.join(format!("{key}.json"));
+    crate::files::write_atomic(&path, body.as_bytes(), 0o644)
+        .map_err(io(path.display().to_string()))
 }
 
 /// One stored layer: its name, size on disk, and the live bundles using it.
