@@ -935,3 +935,24 @@ fn planted_temporary_names_are_never_written_through() {
     assert!(store.join(format!(".refs/{key}.json")).exists());
     let _ = fs::remove_dir_all(&d);
 }
+
+#[test]
+fn an_image_label_cannot_steer_the_runtime() {
+    // Labels become annotations, but the ones the runtime acts on (husk's
+    // PID 1 mode here) must come from the engine or the user, not the image.
+    let d = scratch("labels");
+    let mut img = Image::new(&d.join("layout"));
+    img.layer(busybox_layer(), "");
+    let src = img.finish(json!({"Cmd": ["cat", "/proc/1/cmdline"],
+        "Labels": {"run.husk.init": "true", "run.oci.keep_original_groups": "1", "kept": "yes"}}));
+    let o = unpack(&src, &d.join("bundle"), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: Value =
+        serde_json::from_slice(&fs::read(d.join("bundle/config.json")).unwrap()).unwrap();
+    assert_eq!(config["annotations"]["kept"], "yes");
+    assert!(config["annotations"]["run.husk.init"].is_null(), "{config}");
+    assert!(config["annotations"]["run.oci.keep_original_groups"].is_null());
+    // PID 1 is the image's program itself, not husk's init.
+    assert_eq!(run_bundle(&d, "labels"), "cat\0/proc/1/cmdline\0");
+    let _ = fs::remove_dir_all(&d);
+}

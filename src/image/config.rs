@@ -138,6 +138,11 @@ pub fn spec(
     let mut ann = serde_json::Map::new();
     if let Some(labels) = c["Labels"].as_object() {
         for (k, v) in labels {
+            // Annotations a runtime acts on (husk's PID 1 mode, crun's
+            // run.oci.*) come from the engine or the user, never the image.
+            if RUNTIME_PREFIXES.iter().any(|p| k.starts_with(p)) {
+                continue;
+            }
             if let Some(v) = v.as_str() {
                 ann.insert(k.clone(), json!(v));
             }
@@ -166,6 +171,9 @@ pub fn spec(
     spec["annotations"] = Value::Object(ann);
     Ok(spec)
 }
+
+/// Annotation namespaces that steer OCI runtimes.
+const RUNTIME_PREFIXES: [&str; 2] = ["run.husk.", "run.oci."];
 
 #[cfg(test)]
 mod tests {
