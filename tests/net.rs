@@ -995,3 +995,100 @@ fn ip_masq_rewrites_the_source_of_traffic_leaving_the_subnet() {
     assert!(h.sh("ip link del hx0").status.success());
     assert_eq!(h.residue(), Vec::<String>::new());
 }
+
+#[test]
+fn a_lan_neighbour_reaches_published_ports_only() {
+    // A neighbour on the host's LAN that routes the container subnet through
+    // the host (as any machine on the same link can) must reach a container
+    // only through its published ports, and the container's own connections
+    // out must still get their replies.
+    let mut h = Host::new();
+    let lan = h.netns("lan");
+    let mut holder = Command::new("nsenter")
+        .arg(format!("--net={}", lan.display()))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    let link = h.sh(&format!(
+        "ip link add hl0 type veth peer name hl1 netns {} && \
+         ip addr add 192.168.78.1/24 dev hl0 && ip link set hl0 up",
+        holder.id()
+    ));
+    assert!(link.status.success(), "{}", common::stderr(&link));
+    let up = in_ns(
+        &lan,
+        &[
+            "sh",
+            "-c",
+            "ip addr add 192.168.78.2/24 dev hl1 && ip link set hl1 up && \
+             ip route add 10.77.16.0/24 via 192.168.78.1",
+        ],
+    );
+    assert!(up.status.success(), "{}", common::stderr(&up));
+    let conf = h.net(
+        "pub",
+        "hbrpub",
+        "10.77.16.0/24",
+        json!([{"hostPort": 8081, "containerPort": 80, "protocol": "tcp"}]),
+    );
+    let ns = h.netns("pub");
+    let web_ip = h.add("pub", &ns, &conf);
+    let server = web_bundle(&ns, "lan-page");
+    let s = server.create("lanweb");
+    s.ok(&["start"]);
+    let get = |target: &str| {
+        let o = in_ns(&lan, &["sh", "-c", &format!("{HTTP_GET} -w 2 {target}")]);
+        stdout(&o)
+    };
+    // The published port, through the host's address.
+    let page = eventually(10, || {
+        get("192.168.78.1 8081").contains("lan-page").then_some(())
+    });
+    assert!(
+        page.is_some(),
+        "the published port was not reached from the LAN"
+    );
+    // The container's own address, port not published as such: dropped.
+    assert!(
+        !get(&format!("{web_ip} 80")).contains("lan-page"),
+        "an unpublished container port was reached from the LAN"
+    );
+    // Replies to the container's own connection come back in: a page the
+    // neighbour serves, fetched from the container.
+    let www =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("lanwww-{}", std::process::id()));
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "lan-served\n").unwrap();
+    let mut lan_web = Command::new("nsenter")
+        .arg(format!("--net={}", lan.display()))
+        .args(["busybox", "httpd", "-f", "-p", "8082", "-h"])
+        .arg(&www)
+        .spawn()
+        .unwrap();
+    let fetch = server
+        .husk()
+        .args([
+            "exec",
+            "lanweb",
+            "sh",
+            "-c",
+            &format!("timeout 10 {HTTP_GET} 192.168.78.2 8082"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = lan_web.kill();
+    let _ = lan_web.wait();
+    let _ = std::fs::remove_dir_all(&www);
+    assert!(
+        stdout(&fetch).contains("lan-served"),
+        "the container's own connection got no reply: {}",
+        stdout(&fetch)
+    );
+    drop(s);
+    h.del("pub", &ns, &conf);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(h.sh("ip link del hl0").status.success());
+    assert_eq!(h.residue(), Vec::<String>::new());
+}

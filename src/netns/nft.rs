@@ -12,7 +12,9 @@
 //! map masq     { ipv4_addr : verdict }            container → jump masq-BR
 //! map ports    { inet_proto . inet_service : verdict }  host port → jump dnat-C
 //! guard        prerouting raw:   from a bridge to 127/8 → drop
-//! forward      filter forward:   ct status dnat accept; iifname vmap @fwd
+//! forward      filter forward:   ct status dnat accept; iifname vmap @fwd;
+//!                                oifname @bridges ct state established,related accept;
+//!                                oifname @bridges iifname != @bridges drop
 //! prerouting   nat dstnat:       fib daddr type local; l4proto . dport vmap @ports
 //! output       nat dstnat:       the same, for the host's own connections
 //! postrouting  nat srcnat:       ct dnat from 127/8 masquerade; saddr vmap @masq
@@ -143,6 +145,20 @@ pub fn base() -> Vec<Value> {
             vec![
                 json!([dnat_status(), {"accept": null}]),
                 json!([{"vmap": {"key": meta("iifname"), "data": "@fwd"}}]),
+                // Into a bridge from anywhere else (the LAN, another
+                // namespace routed through the host): replies to the
+                // containers' own connections only; published ports were
+                // accepted above. Docker had this hole until version 28.
+                json!([
+                    is(meta("oifname"), "==", json!("@bridges")),
+                    is(json!({"ct": {"key": "state"}}), "in", json!(["established", "related"])),
+                    {"accept": null}
+                ]),
+                json!([
+                    is(meta("oifname"), "==", json!("@bridges")),
+                    is(meta("iifname"), "!=", json!("@bridges")),
+                    {"drop": null}
+                ]),
             ],
         ),
         ("prerouting", vec![ports.clone()]),
