@@ -956,3 +956,79 @@ fn an_image_label_cannot_steer_the_runtime() {
     assert_eq!(run_bundle(&d, "labels"), "cat\0/proc/1/cmdline\0");
     let _ = fs::remove_dir_all(&d);
 }
+
+/// husk-image with `secs` to finish: a hang fails the test instead of the suite.
+fn unpack_within(source: &str, bundle: &Path, secs: u64) -> Option<std::process::Output> {
+    let mut child = Command::new(husk_image())
+        .args(["unpack", "--flat"])
+        .arg(source)
+        .arg(bundle)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn archive_members_are_read_from_the_archive_only() {
+    // A docker-archive whose layer member is a symlink out of the archive:
+    // to a layer file on the host whose digest the attacker knows (another
+    // tenant's), it must not be imported; to /dev/zero, it must not hang.
+    let d = scratch("members");
+    let secret = Layer::new()
+        .file("secret", b"another tenant's\n", 0o644)
+        .bytes();
+    let host_layer = d.join("host-layer.tar");
+    fs::write(&host_layer, &secret).unwrap();
+    let archive = docker_archive(&d, std::slice::from_ref(&secret), &["cat", "/secret"]);
+    let dir = d.join("docker");
+    let src = format!("docker-archive:{}", archive.display());
+    for target in [host_layer.as_path(), Path::new("/dev/zero")] {
+        fs::remove_file(dir.join("l0/layer.tar")).unwrap();
+        std::os::unix::fs::symlink(target, dir.join("l0/layer.tar")).unwrap();
+        tar_dir(&dir, &archive);
+        let bundle = d.join(format!(
+            "bundle-{}",
+            target.file_name().unwrap().to_string_lossy()
+        ));
+        let o = unpack_within(&src, &bundle, 20)
+            .unwrap_or_else(|| panic!("husk-image hung on a member linked to {target:?}"));
+        assert!(
+            !o.status.success(),
+            "{target:?} was read through the archive"
+        );
+        assert!(!bundle.join("rootfs/secret").exists());
+    }
+    // Docker's own links inside an archive (a layer saved twice is stored
+    // once) still work.
+    let d2 = scratch("members-ok");
+    let archive = docker_archive(
+        &d2,
+        &[busybox_layer(), busybox_layer()],
+        &["echo", "linked"],
+    );
+    let dir = d2.join("docker");
+    fs::remove_file(dir.join("l1/layer.tar")).unwrap();
+    std::os::unix::fs::symlink("../l0/layer.tar", dir.join("l1/layer.tar")).unwrap();
+    tar_dir(&dir, &archive);
+    let o = unpack_within(
+        &format!("docker-archive:{}", archive.display()),
+        &d2.join("bundle"),
+        60,
+    )
+    .expect("unpack hung");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(run_bundle(&d2, "linkedlayers"), "linked\n");
+    let _ = fs::remove_dir_all(&d);
+    let _ = fs::remove_dir_all(&d2);
+}

@@ -12,7 +12,10 @@ pub mod unpack;
 
 use std::fs;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
 
 use serde_json::Value;
 use sha2::Digest;
@@ -432,6 +435,79 @@ fn join_netns(spec: &mut Value, path: Option<&Path>) {
     }
 }
 
+/// Unpacks an oci-archive or docker-archive into `dir`, keeping only what a
+/// member can be: regular files and directories. Devices, fifos and hard
+/// links are refused. A symlink (docker save links a layer saved twice to
+/// the first copy) is resolved inside the archive, clamped to it, and
+/// replaced by a hard link to the regular file it names, or dropped. So
+/// every member read later by name is a regular file of the archive's own,
+/// never a host file or device it points at.
+fn unpack_archive(file: &Path, dir: &Path) -> Result<(), ImageError> {
+    use tar::EntryType;
+    let what = |e: &dyn std::fmt::Display| {
+        ImageError::Source(format!("{}: unpack archive: {e}", file.display()))
+    };
+    let f = fs::File::open(file).map_err(io(file.display().to_string()))?;
+    let mut archive = tar::Archive::new(f);
+    let mut links = Vec::new();
+    for entry in archive.entries().map_err(|e| what(&e))? {
+        let mut entry = entry.map_err(|e| what(&e))?;
+        let path = unpack::clean(&entry.path().map_err(|e| what(&e))?);
+        match entry.header().entry_type() {
+            EntryType::Regular | EntryType::Continuous | EntryType::Directory => {
+                entry.unpack_in(dir).map_err(|e| what(&e))?;
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| what(&e))?
+                    .ok_or_else(|| what(&format!("{}: a link without a target", path.display())))?;
+                links.push((path, target.into_owned()));
+            }
+            EntryType::XGlobalHeader | EntryType::XHeader => {}
+            other => {
+                return Err(what(&format!(
+                    "{}: a member of type {other:?} (only files, directories and links inside the archive are read)",
+                    path.display()
+                )));
+            }
+        }
+    }
+    let root = rootfs_fd(dir)?;
+    for (path, target) in links {
+        let at = path.parent().unwrap_or(Path::new("")).join(&target);
+        let how = nix::fcntl::OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
+            .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT);
+        let Ok(fd) = nix::fcntl::openat2(&root, at.as_path(), how) else {
+            continue;
+        };
+        let regular =
+            nix::sys::stat::fstat(&fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG);
+        let Ok(real) = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+            continue;
+        };
+        if !regular || !real.starts_with(dir) {
+            continue;
+        }
+        let name = dir.join(&path);
+        if let Some(parent) = name.parent() {
+            fs::create_dir_all(parent).map_err(io(parent.display().to_string()))?;
+        }
+        fs::hard_link(&real, &name).map_err(io(name.display().to_string()))?;
+    }
+    Ok(())
+}
+
+fn rootfs_fd(dir: &Path) -> Result<std::os::fd::OwnedFd, ImageError> {
+    nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| io(dir.display().to_string())(std::io::Error::from(e)))
+}
+
 /// An image ready to unpack: its config and its layers (each blob's
 /// descriptor and file), and the temporary directory an archive was
 /// unpacked into.
@@ -447,10 +523,7 @@ fn open_image(a: &UnpackArgs<'_>) -> Result<Opened, ImageError> {
         Source::Layout { dir, reference } => (dir.clone(), reference, None),
         Source::Archive { file, reference } | Source::Docker { file, reference } => {
             let tmp = TempDir::new(a.bundle, "archive")?;
-            let f = fs::File::open(file).map_err(io(file.display().to_string()))?;
-            tar::Archive::new(f)
-                .unpack(&tmp.0)
-                .map_err(io(format!("{}: unpack archive", file.display())))?;
+            unpack_archive(file, &tmp.0)?;
             (tmp.0.clone(), reference, Some(tmp))
         }
     };
