@@ -1092,3 +1092,33 @@ fn a_lan_neighbour_reaches_published_ports_only() {
     assert!(h.sh("ip link del hl0").status.success());
     assert_eq!(h.residue(), Vec::<String>::new());
 }
+
+#[test]
+fn a_bridge_belongs_to_one_network() {
+    // Two network configs naming one bridge would share it with separate
+    // address pools (both hand out the same address), and a DEL on one would
+    // tear down the other's isolation: the second is refused, naming both,
+    // until the first has no attachment left.
+    let mut h = Host::new();
+    let ns_a = h.netns("sa");
+    let ns_b = h.netns("sb");
+    let a = h.net("netA", "hbrshared", "10.77.17.0/24", json!([]));
+    let b = h.net("netB", "hbrshared", "10.77.18.0/24", json!([]));
+    h.add("sa", &ns_a, &a);
+    let (ok, out) = h.cni("ADD", "sb", &ns_b, &b);
+    assert!(!ok, "a second network was put on the bridge: {out}");
+    assert_eq!(out["code"], 7, "{out}");
+    let msg = out.to_string();
+    assert!(
+        msg.contains("hbrshared") && msg.contains("netA") && msg.contains("netB"),
+        "{msg}"
+    );
+    // The refusal left netA's attachment and isolation as they were.
+    let (ok, out) = h.cni("CHECK", "sa", &ns_a, &a);
+    assert!(ok, "{out}");
+    h.del("sa", &ns_a, &a);
+    // Once netA has no attachment left, netB may have the bridge.
+    h.add("sb", &ns_b, &b);
+    h.del("sb", &ns_b, &b);
+    assert_eq!(h.residue(), Vec::<String>::new());
+}

@@ -212,6 +212,19 @@ pub fn add(p: &Params, conf: &NetConf) -> Result<Value, CniError> {
             format!("CNI_IFNAME {} already exists in {}", p.ifname, p.netns),
         ));
     }
+    // A bridge belongs to one network: two would share it with separate
+    // address pools, and one's last DEL would take down the other's
+    // isolation.
+    if let Some(other) = bridge_user(&paths, &conf.bridge, &conf.name) {
+        return Err(CniError::new(
+            7,
+            "bridge in use by another network",
+            format!(
+                "bridge {} is used by network {other:?}; network {:?} must name a bridge of its own",
+                conf.bridge, conf.name
+            ),
+        ));
+    }
     // A record without its interface is a stale attachment (a runtime that
     // never called DEL, its namespace gone): undo it first.
     if let Ok(old) = read_attachment(&paths.attachment(&conf.name, &t)) {
@@ -355,6 +368,26 @@ pub fn del(p: &Params, conf: &NetConf) -> Result<(), CniError> {
     let t = tag(&conf.name, &p.container_id, &p.ifname);
     let a = read_attachment(&paths.attachment(&conf.name, &t)).ok();
     teardown(&paths, conf, &p.container_id, &p.ifname, a)
+}
+
+/// The network other than `network` with an attachment on `bridge`.
+fn bridge_user(paths: &Paths, bridge: &str, network: &str) -> Option<String> {
+    let dirs = fs::read_dir(&paths.root).ok()?;
+    for e in dirs.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == network || name == "ports" || !e.path().is_dir() {
+            continue;
+        }
+        let Ok(atts) = fs::read_dir(paths.attachments(&name)) else {
+            continue;
+        };
+        // Every attachment of a network records the network's one bridge.
+        let first = atts.flatten().find_map(|a| read_attachment(&a.path()).ok());
+        if first.is_some_and(|a| a.bridge == bridge) {
+            return Some(name);
+        }
+    }
+    None
 }
 
 /// Whether (no other network has state here, no other attachment of
