@@ -439,9 +439,26 @@ fn corrupt_or_mismatched_blobs_fail_and_leave_nothing() {
     let o = unpack(&src, &d.join("bundle"), &[]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains(&layer[..12]), "{}", stderr(&o));
-    assert!(!d.join("bundle/rootfs").exists() && !d.join("bundle/config.json").exists());
-    let leftovers: Vec<_> = fs::read_dir(d.join("bundle")).unwrap().flatten().collect();
+    // The bundle directory husk-image made is gone again; one the user made
+    // is left as it was, empty.
+    assert!(!d.join("bundle").exists(), "a failed unpack left BUNDLE/");
+    fs::create_dir(d.join("mine")).unwrap();
+    let o = unpack(&src, &d.join("mine"), &[]);
+    assert!(!o.status.success());
+    let leftovers: Vec<_> = fs::read_dir(d.join("mine")).unwrap().flatten().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    let o = Command::new(husk_image())
+        .args(["unpack", "--store"])
+        .arg(d.join("store"))
+        .arg(&src)
+        .arg(d.join("ovl"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        !d.join("ovl").exists(),
+        "a failed overlay unpack left BUNDLE/"
+    );
     // A missing blob and a truncated one are clear errors too.
     fs::remove_file(&path).unwrap();
     let o = unpack(&src, &d.join("bundle"), &[]);

@@ -602,14 +602,43 @@ fn extract(
     Ok(())
 }
 
-fn check_bundle(bundle: &Path) -> Result<(), ImageError> {
-    if bundle.join("rootfs").exists() || bundle.join("config.json").exists() {
-        return Err(ImageError::Source(format!(
-            "{}: already holds a rootfs or config.json",
-            bundle.display()
-        )));
+/// The bundle directory of an unpack under way: made if it did not exist,
+/// and then removed again unless the unpack succeeds, so a failed unpack
+/// leaves nothing behind.
+struct BundleDir<'a> {
+    path: &'a Path,
+    made: bool,
+    done: std::cell::Cell<bool>,
+}
+
+impl<'a> BundleDir<'a> {
+    fn prepare(bundle: &'a Path) -> Result<BundleDir<'a>, ImageError> {
+        if bundle.join("rootfs").exists() || bundle.join("config.json").exists() {
+            return Err(ImageError::Source(format!(
+                "{}: already holds a rootfs or config.json",
+                bundle.display()
+            )));
+        }
+        let made = !bundle.exists();
+        fs::create_dir_all(bundle).map_err(io(bundle.display().to_string()))?;
+        Ok(BundleDir {
+            path: bundle,
+            made,
+            done: std::cell::Cell::new(false),
+        })
     }
-    fs::create_dir_all(bundle).map_err(io(bundle.display().to_string()))
+
+    fn done(&self) {
+        self.done.set(true);
+    }
+}
+
+impl Drop for BundleDir<'_> {
+    fn drop(&mut self) {
+        if self.made && !self.done.get() {
+            let _ = fs::remove_dir_all(self.path);
+        }
+    }
 }
 
 /// Writes BUNDLE/config.json through a temporary file no one could have
@@ -624,8 +653,8 @@ fn write_config(bundle: &Path, spec: &Value) -> Result<(), ImageError> {
 /// beside and renamed into place: on any error nothing is left at BUNDLE
 /// that was not there before.
 pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
+    let bundle = BundleDir::prepare(a.bundle)?;
     let img = open_image(a)?;
-    check_bundle(a.bundle)?;
     let rootfs = a.bundle.join("rootfs");
     let tmp = TempDir::new(a.bundle, "rootfs")?;
     let n = img.layers.len();
@@ -637,7 +666,9 @@ pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
     join_netns(&mut spec, a.netns);
     fs::rename(&tmp.0, &rootfs).map_err(io(rootfs.display().to_string()))?;
     tmp.keep();
-    write_config(a.bundle, &spec)
+    write_config(a.bundle, &spec)?;
+    bundle.done();
+    Ok(())
 }
 
 /// Makes a bundle whose rootfs is an overlay of the image's layers, each
@@ -647,8 +678,8 @@ pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
 /// container's mount namespace). A layer already in the store is not read
 /// again.
 pub fn unpack_overlay(a: &UnpackArgs<'_>, store: &Path) -> Result<(), ImageError> {
+    let bundle = BundleDir::prepare(a.bundle)?;
     let img = open_image(a)?;
-    check_bundle(a.bundle)?;
     fs::create_dir_all(store).map_err(io(store.display().to_string()))?;
     // Recorded first, so a gc running meanwhile keeps these layers.
     let hexes = img
@@ -697,7 +728,9 @@ pub fn unpack_overlay(a: &UnpackArgs<'_>, store: &Path) -> Result<(), ImageError
     if let Some(m) = spec["mounts"].as_array_mut() {
         m.insert(0, root_mount);
     }
-    write_config(a.bundle, &spec)
+    write_config(a.bundle, &spec)?;
+    bundle.done();
+    Ok(())
 }
 
 /// A directory removed on drop unless kept.
