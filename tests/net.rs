@@ -1122,3 +1122,39 @@ fn a_bridge_belongs_to_one_network() {
     h.del("sb", &ns_b, &b);
     assert_eq!(h.residue(), Vec::<String>::new());
 }
+
+#[test]
+fn add_into_a_namespace_with_a_default_route_fails_clearly() {
+    // The namespace already routes 0.0.0.0/0 elsewhere (another network's
+    // interface): ADD must not report a gateway whose route it did not add.
+    // It fails, naming the route, as the reference bridge plugin fails, and
+    // leaves nothing behind.
+    let mut h = Host::new();
+    let ns = h.netns("dflt");
+    let setup = in_ns(
+        &ns,
+        &[
+            "sh",
+            "-c",
+            "ip link add other0 type veth peer name other1 && ip link set other1 up && \
+             ip addr add 192.168.79.2/24 dev other0 && \
+             ip link set other0 up && ip route add default via 192.168.79.1",
+        ],
+    );
+    assert!(setup.status.success(), "{}", common::stderr(&setup));
+    let conf = h.net("dflt", "hbrdflt", "10.77.19.0/24", json!([]));
+    let (ok, out) = h.cni("ADD", "dflt", &ns, &conf);
+    assert!(
+        !ok,
+        "ADD reported success with another default route in place: {out}"
+    );
+    let msg = out.to_string();
+    assert!(msg.contains("0.0.0.0/0") && msg.contains("exists"), "{msg}");
+    let routes = in_ns(&ns, &["ip", "route"]);
+    assert!(
+        stdout(&routes).contains("default via 192.168.79.1"),
+        "{}",
+        stdout(&routes)
+    );
+    assert_eq!(h.residue(), Vec::<String>::new());
+}

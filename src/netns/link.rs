@@ -367,17 +367,22 @@ impl Netlink {
         m.attributes
             .push(RouteAttribute::Gateway(RouteAddress::Inet(gw)));
         m.attributes.push(RouteAttribute::Oif(l.index));
-        match self.request(
+        // A route to the same destination already there belongs to another
+        // interface (this one is new): not ours to replace, and reporting
+        // ours as added would be false. The reference plugin fails too.
+        self.request(
             RouteNetlinkMessage::NewRoute(m),
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        ) {
-            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => Err(LinkError::new(
-                "add route",
-                &format!("{dst}/{prefix} via {gw}"),
-                e,
-            )),
-            _ => Ok(()),
-        }
+        )
+        .map(|_| ())
+        .map_err(|e| {
+            let what = if e.raw_os_error() == Some(libc::EEXIST) {
+                "add route (a route to that destination already exists in the namespace)"
+            } else {
+                "add route"
+            };
+            LinkError::new(what, &format!("{dst}/{prefix} via {gw}"), e)
+        })
     }
 
     /// Links whose controller is the link `index` (a bridge's ports).
