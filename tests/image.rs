@@ -1038,12 +1038,13 @@ fn archive_members_are_read_from_the_archive_only() {
     fs::remove_file(dir.join("l1/layer.tar")).unwrap();
     std::os::unix::fs::symlink("../l0/layer.tar", dir.join("l1/layer.tar")).unwrap();
     tar_dir(&dir, &archive);
-    let o = unpack_within(
-        &format!("docker-archive:{}", archive.display()),
-        &d2.join("bundle"),
-        60,
-    )
-    .expect("unpack hung");
+    // With relative paths, as a user types them.
+    assert_eq!(archive, d2.join("docker.tar"));
+    let o = Command::new(husk_image())
+        .current_dir(&d2)
+        .args(["unpack", "--flat", "docker-archive:docker.tar", "bundle"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(run_bundle(&d2, "linkedlayers"), "linked\n");
     let _ = fs::remove_dir_all(&d);

@@ -474,6 +474,8 @@ fn unpack_archive(file: &Path, dir: &Path) -> Result<(), ImageError> {
         }
     }
     let root = rootfs_fd(dir)?;
+    // Where the links may land, as /proc/self/fd shows paths (absolute).
+    let inside = fs::canonicalize(dir).map_err(io(dir.display().to_string()))?;
     for (path, target) in links {
         let at = path.parent().unwrap_or(Path::new("")).join(&target);
         let how = nix::fcntl::OpenHow::new()
@@ -487,7 +489,7 @@ fn unpack_archive(file: &Path, dir: &Path) -> Result<(), ImageError> {
         let Ok(real) = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
             continue;
         };
-        if !regular || !real.starts_with(dir) {
+        if !regular || !real.starts_with(&inside) {
             continue;
         }
         let name = dir.join(&path);
