@@ -976,7 +976,7 @@ fn an_image_label_cannot_steer_the_runtime() {
 
 /// husk-image with `secs` to finish: a hang fails the test instead of the suite.
 fn unpack_within(source: &str, bundle: &Path, secs: u64) -> Option<std::process::Output> {
-    let mut child = Command::new(husk_image())
+    let child = Command::new(husk_image())
         .args(["unpack", "--flat"])
         .arg(source)
         .arg(bundle)
@@ -984,16 +984,7 @@ fn unpack_within(source: &str, bundle: &Path, secs: u64) -> Option<std::process:
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return Some(child.wait_with_output().unwrap());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
+    wait_within(child, secs)
 }
 
 #[test]

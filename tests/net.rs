@@ -68,6 +68,42 @@ impl Host {
         p
     }
 
+    /// A namespace on the host's "LAN": joined to the host by a veth pair
+    /// (`dev` on the host with HOST_IP/24, the other end inside with IP/24),
+    /// with `script` run inside after. The process holding it by pid while
+    /// the pair is made is returned, for the caller to end with the link.
+    fn neighbour(
+        &mut self,
+        name: &str,
+        dev: &str,
+        host_ip: &str,
+        ip: &str,
+        script: &str,
+    ) -> (PathBuf, std::process::Child) {
+        let ns = self.netns(name);
+        let holder = Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(["sleep", "60"])
+            .spawn()
+            .unwrap();
+        let link = self.sh(&format!(
+            "ip link add {dev} type veth peer name {dev}p netns {} && \
+             ip addr add {host_ip}/24 dev {dev} && ip link set {dev} up",
+            holder.id()
+        ));
+        assert!(link.status.success(), "{}", common::stderr(&link));
+        let up = in_ns(
+            &ns,
+            &[
+                "sh",
+                "-c",
+                &format!("ip addr add {ip}/24 dev {dev}p && ip link set {dev}p up {script}"),
+            ],
+        );
+        assert!(up.status.success(), "{}", common::stderr(&up));
+        (ns, holder)
+    }
+
     /// A command run in the host namespace.
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new("nsenter");
@@ -936,27 +972,7 @@ fn a_published_udp_port_reaches_the_container() {
 #[test]
 fn ip_masq_rewrites_the_source_of_traffic_leaving_the_subnet() {
     let mut h = Host::new();
-    let ext = h.netns("outside");
-    let mut holder = Command::new("nsenter")
-        .arg(format!("--net={}", ext.display()))
-        .args(["sleep", "60"])
-        .spawn()
-        .unwrap();
-    let link = h.sh(&format!(
-        "ip link add hx0 type veth peer name hx1 netns {} && \
-         ip addr add 192.168.77.1/24 dev hx0 && ip link set hx0 up",
-        holder.id()
-    ));
-    assert!(link.status.success(), "{}", common::stderr(&link));
-    let up = in_ns(
-        &ext,
-        &[
-            "sh",
-            "-c",
-            "ip addr add 192.168.77.2/24 dev hx1 && ip link set hx1 up",
-        ],
-    );
-    assert!(up.status.success(), "{}", common::stderr(&up));
+    let (ext, mut holder) = h.neighbour("outside", "hx0", "192.168.77.1", "192.168.77.2", "");
     let probe = common::probe().to_str().unwrap();
     let ns = h.netns("mq");
     for masq in [true, false] {
@@ -1003,28 +1019,13 @@ fn a_lan_neighbour_reaches_published_ports_only() {
     // only through its published ports, and the container's own connections
     // out must still get their replies.
     let mut h = Host::new();
-    let lan = h.netns("lan");
-    let mut holder = Command::new("nsenter")
-        .arg(format!("--net={}", lan.display()))
-        .args(["sleep", "60"])
-        .spawn()
-        .unwrap();
-    let link = h.sh(&format!(
-        "ip link add hl0 type veth peer name hl1 netns {} && \
-         ip addr add 192.168.78.1/24 dev hl0 && ip link set hl0 up",
-        holder.id()
-    ));
-    assert!(link.status.success(), "{}", common::stderr(&link));
-    let up = in_ns(
-        &lan,
-        &[
-            "sh",
-            "-c",
-            "ip addr add 192.168.78.2/24 dev hl1 && ip link set hl1 up && \
-             ip route add 10.77.16.0/24 via 192.168.78.1",
-        ],
+    let (lan, mut holder) = h.neighbour(
+        "lan",
+        "hl0",
+        "192.168.78.1",
+        "192.168.78.2",
+        "&& ip route add 10.77.16.0/24 via 192.168.78.1",
     );
-    assert!(up.status.success(), "{}", common::stderr(&up));
     let conf = h.net(
         "pub",
         "hbrpub",

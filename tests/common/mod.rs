@@ -228,7 +228,7 @@ impl Bundle {
     /// killed (by pid), the container force-deleted, and `None` returned.
     pub fn run_timeout(&self, id: &str, secs: u64) -> Option<Output> {
         self.write();
-        let mut child = self
+        let child = self
             .husk()
             .args(["run", "-b"])
             .arg(&self.dir)
@@ -238,18 +238,12 @@ impl Bundle {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        while std::time::Instant::now() < deadline {
-            if child.try_wait().unwrap().is_some() {
-                return Some(child.wait_with_output().unwrap());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        let out = wait_within(child, secs);
+        if out.is_none() {
+            let _ = self.cmd(&["delete", "--force", id]);
+            reap_orphans();
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        let _ = self.cmd(&["delete", "--force", id]);
-        reap_orphans();
-        None
+        out
     }
 
     /// `husk create` with the container's stdio on files in the bundle, so the
@@ -436,6 +430,22 @@ pub fn reap_orphans() {
             reap(pid);
         }
     }
+}
+
+/// Waits `secs` for a spawned command (stdout and stderr piped): its output,
+/// or `None` once it is killed (by pid) for taking longer, so a regression
+/// that hangs fails its test instead of the whole suite.
+pub fn wait_within(mut child: std::process::Child, secs: u64) -> Option<Output> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 pub fn stdout(o: &Output) -> String {
