@@ -86,6 +86,19 @@ impl Host {
             .args(["sleep", "60"])
             .spawn()
             .unwrap();
+        // `ip link … netns PID` moves the peer to where PID is now: wait
+        // until nsenter has entered the namespace.
+        use std::os::unix::fs::MetadataExt;
+        let want = fs::metadata(&ns).unwrap().ino();
+        let entered = eventually(10, || {
+            let m = fs::metadata(format!("/proc/{}/ns/net", holder.id())).ok()?;
+            (m.ino() == want).then_some(())
+        });
+        assert!(
+            entered.is_some(),
+            "the holder never entered {}",
+            ns.display()
+        );
         let link = self.sh(&format!(
             "ip link add {dev} type veth peer name {dev}p netns {} && \
              ip addr add {host_ip}/24 dev {dev} && ip link set {dev} up",
