@@ -552,3 +552,38 @@ fn a_device_node_in_the_image_does_not_open_a_host_device() {
         "error EPERM\nerror EPERM\nopened for writing\nopened for writing\n"
     );
 }
+
+#[test]
+fn a_bind_under_proc_in_a_joined_pid_namespace_stays_visible() {
+    // The case the late entry cannot serve (an lxcfs-style file bound over a
+    // /proc file needs /proc mounted first): the init is then cloned into
+    // the namespace as before, and both the bind and the joined namespace's
+    // /proc must show.
+    let a = Bundle::new(&["sleep", "30"]);
+    let other = a.create("procbindpeer");
+    let mut b = Bundle::sh("cat /proc/uptime; cat /proc/1/cmdline | tr '\\0' ' '");
+    let fake = b.dir.join("uptime");
+    fs::write(&fake, "42.00 42.00\n").unwrap();
+    for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "pid" {
+            *ns = json!({"type": "pid", "path": format!("/proc/{}/ns/pid", other.pid())});
+        }
+    }
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/proc/uptime", "type": "bind", "source": fake, "options": ["bind", "ro"]}));
+    let o = b.run_timeout("procbind", 20).expect("run hung");
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}{out}", stderr(&o));
+    assert!(
+        out.starts_with("42.00 42.00\n"),
+        "the bind under /proc was covered: {out}"
+    );
+    // /proc is the joined namespace's: its pid 1 is the other container's
+    // init (husk's, waiting for start).
+    assert!(
+        out.lines().nth(1).is_some_and(|l| l.contains("husk")),
+        "{out}"
+    );
+}

@@ -120,20 +120,20 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
             .join
             .iter()
             .any(|j| j.kind == CloneFlags::CLONE_NEWUSER);
-    // A pid namespace left in `join` is the init's to enter, late (see
-    // Plan::init_joins_pid_late): joined now for its children, while it
-    // still has the host's privileges, and entered after pivot_root.
-    let late_pid = match prep
-        .join
-        .iter()
-        .find(|(k, _)| *k == CloneFlags::CLONE_NEWPID)
-    {
-        Some((kind, fd)) => {
+    // A joined pid namespace the init enters late (Plan::init_joins_pid_late,
+    // the decision `create` made too; otherwise it cloned this process into
+    // it): joined now for children, while the host's privileges are at hand,
+    // and entered after pivot_root.
+    let late_pid = plan.init_joins_pid_late();
+    if late_pid {
+        let pid_ns = prep
+            .join
+            .iter()
+            .find(|(k, _)| *k == CloneFlags::CLONE_NEWPID);
+        if let Some((kind, fd)) = pid_ns {
             nix::sched::setns(fd.as_fd(), *kind).map_err(step("setns pid (for children)"))?;
-            true
         }
-        None => false,
-    };
+    }
     join_namespaces(&prep.join)?;
     if in_userns && !new_userns {
         become_root_in_userns()?;
