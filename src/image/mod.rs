@@ -473,15 +473,16 @@ fn unpack_archive(file: &Path, dir: &Path) -> Result<(), ImageError> {
             }
         }
     }
-    let root = rootfs_fd(dir)?;
+    let root = crate::rootfs::open_root(dir).map_err(|e| what(&e))?;
     // Where the links may land, as /proc/self/fd shows paths (absolute).
     let inside = fs::canonicalize(dir).map_err(io(dir.display().to_string()))?;
     for (path, target) in links {
         let at = path.parent().unwrap_or(Path::new("")).join(&target);
-        let how = nix::fcntl::OpenHow::new()
-            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
-            .resolve(nix::fcntl::ResolveFlag::RESOLVE_IN_ROOT);
-        let Ok(fd) = nix::fcntl::openat2(&root, at.as_path(), how) else {
+        let Ok(fd) = crate::rootfs::resolve::open_in_root_flags(
+            &root,
+            &at,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK,
+        ) else {
             continue;
         };
         let regular =
@@ -499,15 +500,6 @@ fn unpack_archive(file: &Path, dir: &Path) -> Result<(), ImageError> {
         fs::hard_link(&real, &name).map_err(io(name.display().to_string()))?;
     }
     Ok(())
-}
-
-fn rootfs_fd(dir: &Path) -> Result<std::os::fd::OwnedFd, ImageError> {
-    nix::fcntl::open(
-        dir,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| io(dir.display().to_string())(std::io::Error::from(e)))
 }
 
 /// An image ready to unpack: its config and its layers (each blob's
