@@ -562,6 +562,9 @@ fn a_bind_under_proc_in_a_joined_pid_namespace_stays_visible() {
     let a = Bundle::new(&["sleep", "30"]);
     let other = a.create("procbindpeer");
     let mut b = Bundle::sh("cat /proc/uptime; cat /proc/1/cmdline | tr '\\0' ' '");
+    // A rootfs of its own: were /proc not mounted first, the mount point
+    // would be made in the rootfs, and other tests share the common one.
+    let rootfs = b.own_rootfs();
     let fake = b.dir.join("uptime");
     fs::write(&fake, "42.00 42.00\n").unwrap();
     for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
@@ -576,6 +579,10 @@ fn a_bind_under_proc_in_a_joined_pid_namespace_stays_visible() {
     let o = b.run_timeout("procbind", 20).expect("run hung");
     let out = stdout(&o);
     assert!(o.status.success(), "{}{out}", stderr(&o));
+    assert!(
+        fs::read_dir(rootfs.join("proc")).unwrap().next().is_none(),
+        "a mount point was made in the rootfs's own /proc"
+    );
     assert!(
         out.starts_with("42.00 42.00\n"),
         "the bind under /proc was covered: {out}"
