@@ -1041,3 +1041,253 @@ fn archive_members_are_read_from_the_archive_only() {
     let _ = fs::remove_dir_all(&d);
     let _ = fs::remove_dir_all(&d2);
 }
+
+/// Bytes a file really takes on disk.
+fn disk_bytes(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata(p).unwrap().blocks() * 512
+}
+
+/// `gzip -9` of `data` (the tool: much faster than a debug-built encoder).
+fn gzip_tool(data: &[u8]) -> Vec<u8> {
+    let mut c = Command::new("gzip")
+        .args(["-9", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = c.stdin.take().unwrap();
+    let data = data.to_vec();
+    let w = std::thread::spawn(move || input.write_all(&data).unwrap());
+    let o = c.wait_with_output().unwrap();
+    w.join().unwrap();
+    assert!(o.status.success());
+    o.stdout
+}
+
+#[test]
+fn layer_bombs_are_bounded_and_zeros_stay_sparse() {
+    // A small gzip layer of zeros and a tiny tar with a GNU sparse entry both
+    // expand to a lot: zeros must become holes, not disk blocks, and a layer
+    // expanding past --max-layer-size is refused, naming layer and limit.
+    let d = scratch("bombs");
+    // GNU tar writes the sparse entry: 1 GiB, 4 bytes of data at its end.
+    let src = d.join("sparse-src");
+    fs::create_dir_all(&src).unwrap();
+    let f = fs::File::create(src.join("big")).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"end\n", 1 << 30).unwrap();
+    let sparse_tar = d.join("sparse.tar");
+    let st = Command::new("tar")
+        .args(["--sparse", "--format=gnu", "-C"])
+        .arg(&src)
+        .arg("-cf")
+        .arg(&sparse_tar)
+        .arg("big")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let sparse = fs::read(&sparse_tar).unwrap();
+    assert!(sparse.len() < 64 << 10, "tar wrote {} bytes", sparse.len());
+    let mut img = Image::new(&d.join("sparse"));
+    img.layer(sparse.clone(), "");
+    let sparse_src = img.finish(json!({"Cmd": ["true"]}));
+    // 256 MiB of zeros, gzipped to a few hundred KiB.
+    let zeros_tar = Layer::new()
+        .file("zeros", &vec![0u8; 256 << 20], 0o644)
+        .bytes();
+    let zeros_gz = gzip_tool(&zeros_tar);
+    assert!(zeros_gz.len() < 1 << 20);
+    let mut img = Image::new(&d.join("zeros"));
+    img.raw_layer(
+        &zeros_gz,
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        &digest(&zeros_tar),
+    );
+    let zeros_src = img.finish(json!({"Cmd": ["true"]}));
+    let zeros_layer = digest(&zeros_gz);
+    drop(zeros_tar);
+
+    // Within the default limit: unpacked, with the zeros left as holes.
+    for (src, name, size) in [
+        (&sparse_src, "big", (1u64 << 30) + 4),
+        (&zeros_src, "zeros", 256 << 20),
+    ] {
+        let bundle = d.join(format!("ok-{name}"));
+        let o = unpack_within(src, &bundle, 120).expect("unpack hung");
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let file = bundle.join("rootfs").join(name);
+        assert_eq!(fs::metadata(&file).unwrap().len(), size);
+        let on_disk = disk_bytes(&file);
+        assert!(
+            on_disk < 1 << 20,
+            "{name}: {on_disk} bytes written to disk for a file of holes"
+        );
+        if name == "big" {
+            let mut end = [0u8; 4];
+            fs::File::open(&file)
+                .unwrap()
+                .read_exact_at(&mut end, 1 << 30)
+                .unwrap();
+            assert_eq!(&end, b"end\n");
+        }
+    }
+
+    // Past a limit: refused before it is written out, and nothing is left.
+    for (src, layer, limit) in [
+        (&zeros_src, zeros_layer.as_str(), "64M"),
+        (&sparse_src, digest(&sparse).as_str(), "512M"),
+    ] {
+        let bundle = d.join(format!("refused-{limit}"));
+        let o = Command::new(husk_image())
+            .args(["unpack", "--flat", "--max-layer-size", limit])
+            .arg(src)
+            .arg(&bundle)
+            .output()
+            .unwrap();
+        let e = stderr(&o);
+        assert!(!o.status.success(), "a bomb past {limit} was unpacked");
+        assert!(e.contains(layer), "the layer is not named: {e}");
+        assert!(e.contains(limit) && e.contains("--max-layer-size"), "{e}");
+        assert!(!bundle.exists(), "{e}");
+    }
+    // A limit husk-image cannot read is refused up front.
+    let o = Command::new(husk_image())
+        .args(["unpack", "--flat", "--max-layer-size", "12Q"])
+        .arg(&zeros_src)
+        .arg(d.join("badlimit2"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("--max-layer-size"));
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn temporaries_of_killed_unpacks_are_removed_and_live_ones_kept() {
+    // An unpack killed half way leaves its temporary rootfs, archive or
+    // layer directory behind; the next unpack into that bundle or store (and
+    // gc) removes them, but never one a running unpack still holds, and
+    // never follows a link planted at such a name.
+    let d = scratch("stale");
+    let mut img = Image::new(&d.join("layout"));
+    img.layer(Layer::new().file("hello", b"hi", 0o644).bytes(), "");
+    let src = img.finish(json!({"Cmd": ["true"]}));
+    let victim = d.join("victim");
+    fs::create_dir_all(&victim).unwrap();
+    fs::write(victim.join("keep"), "root's\n").unwrap();
+    let hour_ago = |p: &Path| {
+        let st = Command::new("touch")
+            .args(["-h", "-d", "1 hour ago"])
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    let plant = |dir: &Path, names: &[&str]| {
+        for n in names {
+            let p = dir.join(n);
+            fs::create_dir_all(p.join("usr/bin")).unwrap();
+            fs::write(p.join("usr/bin/data"), vec![7u8; 4096]).unwrap();
+            hour_ago(&p);
+        }
+    };
+    // A live one: an unpack still running holds a lock on its directory.
+    let live = |p: &Path| {
+        nix::fcntl::Flock::lock(
+            fs::File::open(p).unwrap(),
+            nix::fcntl::FlockArg::LockExclusive,
+        )
+        .unwrap()
+    };
+    let bundle = d.join("bundle");
+    fs::create_dir_all(&bundle).unwrap();
+    plant(
+        &bundle,
+        &[
+            ".rootfs.00112233aabbccdd",
+            ".archive.0123456789abcdef",
+            ".rootfs.1111111111111111",
+        ],
+    );
+    let holder = live(&bundle.join(".rootfs.1111111111111111"));
+    let link = bundle.join(".rootfs.2222222222222222");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    hour_ago(&link);
+    let o = unpack(&src, &bundle, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!bundle.join(".rootfs.00112233aabbccdd").exists());
+    assert!(!bundle.join(".archive.0123456789abcdef").exists());
+    assert!(
+        bundle
+            .join(".rootfs.1111111111111111/usr/bin/data")
+            .exists()
+    );
+    assert_eq!(fs::read_to_string(victim.join("keep")).unwrap(), "root's\n");
+    assert!(
+        fs::symlink_metadata(&link).is_err(),
+        "the planted link is left"
+    );
+    drop(holder);
+
+    let store = d.join("store");
+    fs::create_dir_all(&store).unwrap();
+    let stale_layer = format!(".layer-{}.0123456789abcdef", "ab".repeat(32));
+    let live_layer = format!(".layer-{}.fedcba9876543210", "cd".repeat(32));
+    plant(&store, &[&stale_layer, &live_layer]);
+    let holder = live(&store.join(&live_layer));
+    let o = Command::new(husk_image())
+        .args(["unpack", "--store"])
+        .arg(&store)
+        .arg(&src)
+        .arg(d.join("ovl"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!store.join(&stale_layer).exists());
+    assert!(store.join(&live_layer).exists());
+    // gc too, once the holder is gone.
+    drop(holder);
+    let o = Command::new(husk_image())
+        .args(["gc", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!store.join(&live_layer).exists());
+    assert!(d.join("ovl/config.json").exists());
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn layout_blobs_are_regular_files_of_the_layout() {
+    // An OCI layout directory is image content too (copied from anywhere):
+    // a blob that is a symlink to a host file whose digest is known must not
+    // import that file, and one to /dev/zero must not hang husk-image.
+    let d = scratch("layoutblobs");
+    let secret = Layer::new()
+        .file("secret", b"another tenant's\n", 0o644)
+        .bytes();
+    let host_layer = d.join("host-layer.tar");
+    fs::write(&host_layer, &secret).unwrap();
+    for target in [host_layer.as_path(), Path::new("/dev/zero")] {
+        let mut img = Image::new(&d.join("layout"));
+        img.layer(secret.clone(), "");
+        let src = img.finish(json!({"Cmd": ["cat", "/secret"]}));
+        let blob = d
+            .join("layout/blobs")
+            .join(digest(&secret).replace(':', "/"));
+        fs::remove_file(&blob).unwrap();
+        std::os::unix::fs::symlink(target, &blob).unwrap();
+        let bundle = d.join(format!(
+            "bundle-{}",
+            target.file_name().unwrap().to_string_lossy()
+        ));
+        let o = unpack_within(&src, &bundle, 20)
+            .unwrap_or_else(|| panic!("husk-image hung on a blob linked to {target:?}"));
+        assert!(!o.status.success(), "{target:?} was read as a blob");
+        assert!(stderr(&o).contains(&digest(&secret)), "{}", stderr(&o));
+        assert!(!bundle.join("rootfs/secret").exists());
+        fs::remove_dir_all(d.join("layout")).unwrap();
+    }
+    let _ = fs::remove_dir_all(&d);
+}

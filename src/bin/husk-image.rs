@@ -39,6 +39,12 @@ enum Cmd {
         /// of a new, empty one.
         #[arg(long)]
         netns: Option<PathBuf>,
+        /// Refuse a layer that expands to more than this (bytes, or with
+        /// K, M, G, T; 0 for no bound). Zeros are stored as holes either way.
+        // The default is above the largest layers real images have (CUDA,
+        // model weights) and far below what a compression bomb reaches.
+        #[arg(long, default_value = "32G", value_parser = max_layer_size)]
+        max_layer_size: u64,
         source: String,
         bundle: PathBuf,
         /// Replace the image's Cmd.
@@ -57,6 +63,12 @@ enum Cmd {
     },
 }
 
+fn max_layer_size(s: &str) -> Result<u64, String> {
+    image::parse_size(s).ok_or_else(|| {
+        format!("{s:?}: expected bytes, or a number with K, M, G or T (0: no bound)")
+    })
+}
+
 fn main() {
     let cli = Cli::parse();
     let r = match cli.cmd {
@@ -67,6 +79,7 @@ fn main() {
             platform,
             entrypoint,
             netns,
+            max_layer_size,
             source,
             bundle,
             args,
@@ -87,6 +100,7 @@ fn main() {
                 args,
                 quiet,
                 netns: netns.as_deref(),
+                max_layer_size,
             };
             if flat {
                 image::unpack_flat(&a)

@@ -3,7 +3,6 @@
 //! descriptors: the config is checked against its file name when that is a
 //! digest, and every layer against the config's diff ids once extracted.
 
-use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -11,10 +10,11 @@ use serde_json::Value;
 use sha2::Digest;
 
 use super::unpack::clean;
-use super::{Descriptor, ImageError, io};
+use super::{Descriptor, ImageError, MAX_JSON, io, open_member, read_member};
 
-fn sha256_file(path: &Path) -> Result<(String, u64), ImageError> {
-    let mut f = fs::File::open(path).map_err(io(path.display().to_string()))?;
+fn sha256_file(dir: &Path, rel: &Path) -> Result<(String, u64), ImageError> {
+    let path = &dir.join(rel);
+    let mut f = open_member(dir, rel).map_err(io(path.display().to_string()))?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut size = 0u64;
@@ -31,9 +31,10 @@ fn sha256_file(path: &Path) -> Result<(String, u64), ImageError> {
 }
 
 /// The media type a layer file has, by its first bytes.
-fn media_type(path: &Path) -> Result<&'static str, ImageError> {
+fn media_type(dir: &Path, rel: &Path) -> Result<&'static str, ImageError> {
     let mut magic = [0u8; 4];
-    let mut f = fs::File::open(path).map_err(io(path.display().to_string()))?;
+    let path = &dir.join(rel);
+    let mut f = open_member(dir, rel).map_err(io(path.display().to_string()))?;
     let n = f.read(&mut magic).map_err(io(path.display().to_string()))?;
     Ok(match &magic[..n] {
         [0x1f, 0x8b, ..] => "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -42,12 +43,12 @@ fn media_type(path: &Path) -> Result<&'static str, ImageError> {
     })
 }
 
-/// A file the manifest names, inside the unpacked archive.
-fn member(dir: &Path, name: &Value, field: &str) -> Result<PathBuf, ImageError> {
+/// A file the manifest names, relative to the unpacked archive.
+fn member(name: &Value, field: &str) -> Result<PathBuf, ImageError> {
     let name = name
         .as_str()
         .ok_or_else(|| ImageError::Bad(format!("manifest.json: {field} missing")))?;
-    Ok(dir.join(clean(Path::new(name))))
+    Ok(clean(Path::new(name)))
 }
 
 /// Whether a RepoTags entry is what the user named.
@@ -60,16 +61,13 @@ fn tag_matches(tag: &str, want: &str) -> bool {
     tag == want || tag == with_latest || tag.ends_with(&format!("/{with_latest}"))
 }
 
-/// The chosen image's config and its layers (descriptor, file).
+/// The chosen image's config and its layers (descriptor, file relative to `dir`).
 pub fn open(
     dir: &Path,
     reference: Option<&str>,
 ) -> Result<(Value, Vec<(Descriptor, PathBuf)>), ImageError> {
-    let path = dir.join("manifest.json");
-    let text = fs::read(&path).map_err(io(format!(
-        "{}: not a docker-archive (no manifest.json)",
-        path.display()
-    )))?;
+    let text = read_member(dir, Path::new("manifest.json"), MAX_JSON)
+        .map_err(|e| ImageError::Bad(format!("manifest.json: {e} (is this a docker-archive?)")))?;
     let manifest: Value = serde_json::from_slice(&text)
         .map_err(|e| ImageError::Bad(format!("manifest.json: {e}")))?;
     let images = manifest
@@ -105,8 +103,8 @@ pub fn open(
             )));
         }
     };
-    let config_path = member(dir, &image["Config"], "Config")?;
-    let (digest, _) = sha256_file(&config_path)?;
+    let config_path = member(&image["Config"], "Config")?;
+    let (digest, _) = sha256_file(dir, &config_path)?;
     // Legacy archives name the config by its digest: hold it to that.
     let stem = config_path
         .file_stem()
@@ -118,10 +116,8 @@ pub fn open(
             msg: format!("config content hashes to {digest}"),
         });
     }
-    let config: Value = serde_json::from_slice(
-        &fs::read(&config_path).map_err(io(config_path.display().to_string()))?,
-    )
-    .map_err(|e| ImageError::Bad(format!("{}: {e}", config_path.display())))?;
+    let config: Value = serde_json::from_slice(&read_member(dir, &config_path, MAX_JSON)?)
+        .map_err(|e| ImageError::Bad(format!("{}: {e}", config_path.display())))?;
     let mut layers = Vec::new();
     for (i, l) in image["Layers"]
         .as_array()
@@ -129,11 +125,11 @@ pub fn open(
         .iter()
         .enumerate()
     {
-        let p = member(dir, l, &format!("Layers[{i}]"))?;
-        let (digest, size) = sha256_file(&p)?;
+        let p = member(l, &format!("Layers[{i}]"))?;
+        let (digest, size) = sha256_file(dir, &p)?;
         layers.push((
             Descriptor {
-                media_type: media_type(&p)?.to_string(),
+                media_type: media_type(dir, &p)?.to_string(),
                 digest,
                 size,
                 annotations: Default::default(),

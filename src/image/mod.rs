@@ -41,6 +41,60 @@ pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Imag
     move |source| ImageError::Io { what, source }
 }
 
+/// Opens `rel` beneath `base` as image content is read: no symlink on the
+/// way (a layout or an unpacked archive is image content, and a link there
+/// could name a host file or a device), and only a regular file, so a read
+/// is bounded by its size and never hangs on a device or fifo.
+pub(crate) fn open_member(base: &Path, rel: &Path) -> std::io::Result<fs::File> {
+    use nix::fcntl::{OpenHow, ResolveFlag};
+    let dir = nix::fcntl::open(
+        base,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_SYMLINKS
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
+    let fd = loop {
+        match nix::fcntl::openat2(&dir, rel, how) {
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::ELOOP | nix::errno::Errno::EXDEV) => {
+                return Err(std::io::Error::other(
+                    "a symlink (image content is read from regular files only)",
+                ));
+            }
+            r => break r?,
+        }
+    };
+    let st = nix::sys::stat::fstat(&fd)?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(std::io::Error::other(
+            "not a regular file (image content is read from regular files only)",
+        ));
+    }
+    Ok(fs::File::from(fd))
+}
+
+/// Reads a small file of image content (a manifest, an index), at most `max` bytes.
+pub(crate) fn read_member(base: &Path, rel: &Path, max: u64) -> Result<Vec<u8>, ImageError> {
+    let what = || base.join(rel).display().to_string();
+    let f = open_member(base, rel).map_err(io(what()))?;
+    let mut buf = Vec::new();
+    f.take(max + 1).read_to_end(&mut buf).map_err(io(what()))?;
+    if buf.len() as u64 > max {
+        return Err(ImageError::Bad(format!("{}: over {max} bytes", what())));
+    }
+    Ok(buf)
+}
+
+/// The most a JSON file of an image (index, manifest, config) may hold.
+const MAX_JSON: u64 = 16 << 20;
+
 /// Where the image comes from, in skopeo's transport syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -210,12 +264,13 @@ impl Read for Verified {
 }
 
 impl Verified {
-    /// Opens the blob at `path`, to be checked against `desc`.
-    pub fn open(path: &Path, desc: &Descriptor) -> Result<Verified, ImageError> {
+    /// Opens the blob at `rel` beneath `base` (see [`open_member`]), to be
+    /// checked against `desc`.
+    pub fn open(base: &Path, rel: &Path, desc: &Descriptor) -> Result<Verified, ImageError> {
         let (hasher, want) = Hasher::for_digest(&desc.digest)?;
-        let file = fs::File::open(path).map_err(|e| ImageError::Blob {
+        let file = open_member(base, rel).map_err(|e| ImageError::Blob {
             digest: desc.digest.clone(),
-            msg: format!("{}: {e}", path.display()),
+            msg: format!("{}: {e}", base.join(rel).display()),
         })?;
         Ok(Verified {
             file,
@@ -267,22 +322,22 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Where a blob lives in the layout.
+    /// Where a blob lives in the layout, relative to it.
     pub fn path(&self, desc: &Descriptor) -> Result<PathBuf, ImageError> {
         let (_, hex) = Hasher::for_digest(&desc.digest)?;
         let (alg, _) = desc.digest.split_once(':').unwrap_or_default();
-        Ok(self.dir.join("blobs").join(alg).join(hex))
+        Ok(Path::new("blobs").join(alg).join(hex))
     }
 
     /// A small JSON blob, verified.
     pub fn json(&self, desc: &Descriptor) -> Result<Value, ImageError> {
-        if desc.size > 16 << 20 {
+        if desc.size > MAX_JSON {
             return Err(ImageError::Blob {
                 digest: desc.digest.clone(),
                 msg: "a JSON blob over 16 MiB".into(),
             });
         }
-        let mut r = Verified::open(&self.path(desc)?, desc)?;
+        let mut r = Verified::open(&self.dir, &self.path(desc)?, desc)?;
         let mut buf = Vec::new();
         r.read_to_end(&mut buf).map_err(io(&desc.digest))?;
         r.finish()?;
@@ -300,7 +355,7 @@ impl Layout {
         platform: (&str, &str),
     ) -> Result<(Descriptor, Value), ImageError> {
         let path = self.dir.join("index.json");
-        let text = fs::read(&path).map_err(io(path.display().to_string()))?;
+        let text = read_member(&self.dir, Path::new("index.json"), MAX_JSON)?;
         let index: Value = serde_json::from_slice(&text)
             .map_err(|e| ImageError::Bad(format!("{}: {e}", path.display())))?;
         let layout = self.dir.join("oci-layout");
@@ -424,6 +479,52 @@ pub struct UnpackArgs<'a> {
     /// A network namespace for the container to join (e.g. one husk-net
     /// attached), instead of a new empty one.
     pub netns: Option<&'a Path>,
+    /// The most one layer may expand to, in bytes (u64::MAX: no bound).
+    pub max_layer_size: u64,
+}
+
+/// Reads a size as `--max-layer-size` takes it: bytes, or a number with
+/// K, M, G or T (powers of 1024, an optional `iB` or `B` after); 0 is no bound.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, shift) = match t.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return None,
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    match n.checked_mul(1u64 << shift)? {
+        0 => Some(u64::MAX),
+        v => Some(v),
+    }
+}
+
+/// A size as a person reads it: the largest unit it is a whole number of.
+pub fn show_size(n: u64) -> String {
+    if n == u64::MAX {
+        return "no bound".into();
+    }
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}")
 }
 
 /// The spec's network namespace becomes the one at `path`.
@@ -503,10 +604,11 @@ fn unpack_archive(file: &Path, dir: &Path) -> Result<(), ImageError> {
 }
 
 /// An image ready to unpack: its config and its layers (each blob's
-/// descriptor and file), and the temporary directory an archive was
-/// unpacked into.
+/// descriptor and file, relative to `base`), and the temporary directory an
+/// archive was unpacked into.
 struct Opened {
     _tmp: Option<TempDir>,
+    base: PathBuf,
     config: Value,
     layers: Vec<(Descriptor, PathBuf)>,
     diff_ids: Vec<String>,
@@ -521,6 +623,7 @@ fn open_image(a: &UnpackArgs<'_>) -> Result<Opened, ImageError> {
             (tmp.0.clone(), reference, Some(tmp))
         }
     };
+    let base = dir.clone();
     let (config, layers) = match a.source {
         Source::Docker { .. } => docker::open(&dir, reference.as_deref())?,
         _ => {
@@ -560,6 +663,7 @@ fn open_image(a: &UnpackArgs<'_>) -> Result<Opened, ImageError> {
     }
     Ok(Opened {
         _tmp: tmp,
+        base,
         config,
         layers,
         diff_ids,
@@ -576,16 +680,17 @@ fn layer_label(i: usize, n: usize, d: &Descriptor) -> String {
 /// diff id.
 fn extract(
     dir: &Path,
+    img: &Opened,
     (d, path): &(Descriptor, PathBuf),
     diff_id: &str,
-    whiteouts: unpack::Whiteouts,
+    how: (unpack::Whiteouts, u64),
     progress: Option<String>,
 ) -> Result<(), ImageError> {
-    let mut blob = Verified::open(path, d)?;
+    let mut blob = Verified::open(&img.base, path, d)?;
     if let Some(label) = progress {
         blob = blob.show_progress(label);
     }
-    let (blob, got) = unpack::apply_layer(dir, d, blob, whiteouts)?;
+    let (blob, got) = unpack::apply_layer(dir, d, blob, how.0, how.1)?;
     blob.finish()?;
     if got != diff_id {
         return Err(ImageError::Blob {
@@ -615,6 +720,7 @@ impl<'a> BundleDir<'a> {
         }
         let made = !bundle.exists();
         fs::create_dir_all(bundle).map_err(io(bundle.display().to_string()))?;
+        sweep(bundle, BUNDLE_TEMPS);
         Ok(BundleDir {
             path: bundle,
             made,
@@ -654,7 +760,8 @@ pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
     let n = img.layers.len();
     for (i, (layer, diff_id)) in img.layers.iter().zip(&img.diff_ids).enumerate() {
         let label = (!a.quiet).then(|| layer_label(i, n, &layer.0));
-        extract(&tmp.0, layer, diff_id, unpack::Whiteouts::Apply, label)?;
+        let how = (unpack::Whiteouts::Apply, a.max_layer_size);
+        extract(&tmp.0, &img, layer, diff_id, how, label)?;
     }
     let mut spec = config::spec(&img.config, &tmp.0, a.entrypoint.as_deref(), &a.args)?;
     join_netns(&mut spec, a.netns);
@@ -673,8 +780,9 @@ pub fn unpack_flat(a: &UnpackArgs<'_>) -> Result<(), ImageError> {
 /// again.
 pub fn unpack_overlay(a: &UnpackArgs<'_>, store: &Path) -> Result<(), ImageError> {
     let bundle = BundleDir::prepare(a.bundle)?;
-    let img = open_image(a)?;
     fs::create_dir_all(store).map_err(io(store.display().to_string()))?;
+    sweep(store, &[LAYER_TEMP]);
+    let img = open_image(a)?;
     // Recorded first, so a gc running meanwhile keeps these layers.
     let hexes = img
         .diff_ids
@@ -690,7 +798,8 @@ pub fn unpack_overlay(a: &UnpackArgs<'_>, store: &Path) -> Result<(), ImageError
         if !dir.exists() {
             let tmp = TempDir::new(store, &format!("layer-{hex}"))?;
             let label = (!a.quiet).then(|| layer_label(i, n, &layer.0));
-            extract(&tmp.0, layer, diff_id, unpack::Whiteouts::Overlay, label)?;
+            let how = (unpack::Whiteouts::Overlay, a.max_layer_size);
+            extract(&tmp.0, &img, layer, diff_id, how, label)?;
             match fs::rename(&tmp.0, &dir) {
                 Ok(()) => tmp.keep(),
                 // Another unpack stored it first: theirs is as good.
@@ -727,8 +836,88 @@ pub fn unpack_overlay(a: &UnpackArgs<'_>, store: &Path) -> Result<(), ImageError
     Ok(())
 }
 
-/// A directory removed on drop unless kept.
-struct TempDir(PathBuf, std::cell::Cell<bool>);
+/// The temporaries husk-image makes in a bundle (`.NAME.RANDOM`).
+const BUNDLE_TEMPS: &[&str] = &[".rootfs.", ".archive.", ".config.json."];
+/// The temporaries it makes in a layer store (`.layer-HEX.RANDOM`).
+const LAYER_TEMP: &str = ".layer-";
+/// A temporary untouched this long, and not held, belongs to no live unpack.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temporaries earlier husk-image runs left in `dir` when they
+/// were killed (names starting with one of `prefixes`): only ones this user
+/// owns, untouched for a minute, and, for a directory, not locked by the
+/// unpack that made it ([`TempDir`] holds a lock for its whole life). A
+/// link planted at such a name is removed, never followed. Best effort:
+/// what cannot be removed is left for the next run.
+pub(crate) fn sweep(dir: &Path, prefixes: &[&str]) {
+    use nix::fcntl::{FlockArg, openat};
+    use nix::sys::stat::{Mode, fstatat};
+    use nix::unistd::UnlinkatFlags;
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(fd) = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let Ok(me) = fd.try_clone() else { return };
+    let Ok(listing) = nix::dir::Dir::from_fd(fd) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    let names: Vec<std::ffi::OsString> = listing
+        .into_iter()
+        .flatten()
+        .map(|e| std::ffi::OsStr::from_bytes(e.file_name().to_bytes()).to_os_string())
+        .filter(|n| n != "." && n != "..")
+        .filter(|n| {
+            prefixes
+                .iter()
+                .any(|p| n.as_bytes().starts_with(p.as_bytes()))
+        })
+        .collect();
+    for name in names {
+        let Ok(st) = fstatat(
+            &me,
+            name.as_os_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) else {
+            continue;
+        };
+        let touched = std::time::UNIX_EPOCH
+            + std::time::Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
+        let old = now.duration_since(touched).is_ok_and(|a| a >= STALE_AFTER);
+        if st.st_uid != nix::unistd::geteuid().as_raw() || !old {
+            continue;
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            let _ = nix::unistd::unlinkat(&me, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            continue;
+        }
+        let Ok(sub) = openat(
+            &me,
+            name.as_os_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) else {
+            continue;
+        };
+        // Held while it is removed, so no one can take it meanwhile.
+        let Ok(_held) = nix::fcntl::Flock::lock(sub, FlockArg::LockExclusiveNonblock) else {
+            continue; // a running unpack's
+        };
+        let _ = unpack::remove(&me, &name);
+    }
+}
+
+/// A directory removed on drop unless kept, locked for as long as this
+/// process has it (so [`sweep`] can tell it from a killed run's).
+struct TempDir(
+    PathBuf,
+    std::cell::Cell<bool>,
+    #[allow(dead_code)] Option<nix::fcntl::Flock<fs::File>>,
+);
 
 impl TempDir {
     fn new(beside: &Path, what: &str) -> Result<TempDir, ImageError> {
@@ -737,7 +926,10 @@ impl TempDir {
         // entry sets the rootfs's mode when it has one).
         let p = crate::files::temp_dir(beside, what, 0o755)
             .map_err(io(beside.display().to_string()))?;
-        Ok(TempDir(p, std::cell::Cell::new(false)))
+        let lock = fs::File::open(&p)
+            .ok()
+            .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok());
+        Ok(TempDir(p, std::cell::Cell::new(false), lock))
     }
 
     fn keep(&self) {
@@ -775,6 +967,21 @@ mod tests {
         );
         assert!(Source::parse("docker://busybox").is_err());
         assert!(Source::parse("oci:").is_err());
+    }
+
+    #[test]
+    fn sizes_read_as_users_write_them() {
+        assert_eq!(parse_size("64M"), Some(64 << 20));
+        assert_eq!(parse_size("32GiB"), Some(32 << 30));
+        assert_eq!(parse_size("1kB"), Some(1024));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("0"), Some(u64::MAX));
+        for bad in ["", "M", "12Q", "-1", "1.5G", "99999999999T"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+        assert_eq!(show_size(64 << 20), "64M");
+        assert_eq!(show_size(32 << 30), "32G");
+        assert_eq!(show_size(1000), "1000");
     }
 
     #[test]

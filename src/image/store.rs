@@ -128,6 +128,9 @@ pub fn list(store: &Path) -> Result<Vec<LayerInfo>, ImageError> {
 /// Removes the layers no live bundle uses, and the references of bundles
 /// that are gone; returns the removed layers.
 pub fn gc(store: &Path) -> Result<Vec<String>, ImageError> {
+    // Killed unpacks' temporaries: layer directories, reference files.
+    super::sweep(store, &[super::LAYER_TEMP]);
+    super::sweep(&refs(store), &["."]);
     let live = live_refs(store);
     if let Ok(rd) = fs::read_dir(refs(store)) {
         for e in rd.flatten() {

@@ -6,12 +6,14 @@
 //! final symlink. Whiteouts (`.wh.NAME`, `.wh..wh..opq`) remove what lower
 //! layers made.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
@@ -76,29 +78,135 @@ pub enum Whiteouts {
     Overlay,
 }
 
-/// The uncompressed stream, hashed as it is read (the layer's diff id).
+/// What a layer has expanded to so far, against its bound: the bytes of the
+/// uncompressed tar plus the holes of its sparse entries (which the tar does
+/// not hold but reading them takes time).
+#[derive(Clone)]
+struct Budget {
+    used: Rc<Cell<u64>>,
+    limit: u64,
+}
+
+impl Budget {
+    /// Counts `n` more bytes; false once past the bound.
+    fn take(&self, n: u64) -> bool {
+        let u = self.used.get().saturating_add(n);
+        self.used.set(u);
+        u <= self.limit
+    }
+
+    fn over(&self) -> bool {
+        self.used.get() > self.limit
+    }
+}
+
+/// The uncompressed stream, hashed as it is read (the layer's diff id), and
+/// counted against the layer's bound: reading stops once past it.
 struct DiffHash<R> {
     inner: R,
     hash: sha2::Sha256,
+    budget: Budget,
 }
 
 impl<R: Read> Read for DiffHash<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         sha2::Digest::update(&mut self.hash, &buf[..n]);
+        if !self.budget.take(n as u64) {
+            return Err(std::io::Error::other("past the layer's size bound"));
+        }
         Ok(n)
     }
 }
 
+/// Whether a block is all zeros (in 64-byte strides the compiler vectorizes,
+/// stopping at the first that is not).
+fn is_zero(block: &[u8]) -> bool {
+    block
+        .chunks(64)
+        .all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
+}
+
+/// Copies `r` into the new, empty file `f`, leaving every 4 KiB block of
+/// zeros as a hole: a sparse entry stays sparse, and a layer of zeros takes
+/// no disk. Returns the file's length.
+fn copy_sparse(r: &mut impl Read, f: &mut std::fs::File) -> std::io::Result<u64> {
+    use std::io::{Seek, SeekFrom, Write};
+    const BLOCK: usize = 4096;
+    let mut buf = vec![0u8; 32 * BLOCK];
+    let mut len = 0u64;
+    let mut hole = 0u64; // zeros not yet skipped over
+    loop {
+        // Whole buffers, so blocks stay aligned to the file's offsets.
+        let mut n = 0;
+        while n < buf.len() {
+            match r.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        for block in buf[..n].chunks(BLOCK) {
+            if is_zero(block) {
+                hole += block.len() as u64;
+                continue;
+            }
+            if hole > 0 {
+                f.seek(SeekFrom::Current(hole as i64))?;
+                hole = 0;
+            }
+            f.write_all(block)?;
+        }
+        if n < buf.len() {
+            break;
+        }
+    }
+    if hole > 0 {
+        f.set_len(len)?;
+    }
+    Ok(len)
+}
+
 /// Applies the layer to `rootfs`; returns the blob reader, so the caller can
 /// check its digest once the whole stream is read, and the diff id
-/// (`sha256:` of the uncompressed tar).
+/// (`sha256:` of the uncompressed tar). A layer that expands past `limit`
+/// bytes is refused as soon as it does.
 pub fn apply_layer(
     rootfs: &Path,
     layer: &Descriptor,
     mut blob: Verified,
     whiteouts: Whiteouts,
+    limit: u64,
 ) -> Result<(Verified, String), ImageError> {
+    let budget = Budget {
+        used: Rc::new(Cell::new(0)),
+        limit,
+    };
+    let r = apply(rootfs, layer, &mut blob, whiteouts, budget.clone());
+    if budget.over() {
+        return Err(ImageError::Blob {
+            digest: layer.digest.clone(),
+            msg: format!(
+                "expands to more than --max-layer-size {} (raise it for an image you trust)",
+                super::show_size(limit)
+            ),
+        });
+    }
+    Ok((blob, r?))
+}
+
+fn apply(
+    rootfs: &Path,
+    layer: &Descriptor,
+    blob: &mut Verified,
+    whiteouts: Whiteouts,
+    budget: Budget,
+) -> Result<String, ImageError> {
     let root = nix::fcntl::open(
         rootfs,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -108,8 +216,9 @@ pub fn apply_layer(
     let diff;
     {
         let stream = DiffHash {
-            inner: decompress(layer, &mut blob)?,
+            inner: decompress(layer, blob)?,
             hash: <sha2::Sha256 as sha2::Digest>::new(),
+            budget: budget.clone(),
         };
         let mut archive = tar::Archive::new(stream);
         let mut made: HashSet<PathBuf> = HashSet::new();
@@ -184,6 +293,11 @@ pub fn apply_layer(
                     dirs.push((path.clone(), mtime));
                 }
                 T::Regular | T::Continuous | T::GNUSparse => {
+                    // A sparse entry's holes count before any is read.
+                    let holes = entry.size().saturating_sub(h.entry_size().unwrap_or(0));
+                    if !budget.take(holes) {
+                        return Err(err(layer, &path, "sparse file", "too large"));
+                    }
                     remove(&dir, &name).map_err(|e| err(layer, &path, "replace", e))?;
                     let fd = nix::fcntl::openat(
                         &dir,
@@ -197,7 +311,7 @@ pub fn apply_layer(
                     )
                     .map_err(|e| err(layer, &path, "create", e))?;
                     let mut f = std::fs::File::from(fd);
-                    std::io::copy(&mut entry, &mut f).map_err(|e| err(layer, &path, "write", e))?;
+                    copy_sparse(&mut entry, &mut f).map_err(|e| err(layer, &path, "write", e))?;
                     // Owner first: chown clears the setuid and setgid bits.
                     nix::unistd::fchown(&f, Some(uid.into()), Some(gid.into()))
                         .map_err(|e| err(layer, &path, "chown", e))?;
@@ -307,7 +421,7 @@ pub fn apply_layer(
             }
         }
     }
-    Ok((blob, diff))
+    Ok(diff)
 }
 
 /// A readable descriptor of the directory `dir` refers to (an O_PATH one
@@ -365,7 +479,7 @@ fn make_dir(dir: &OwnedFd, name: &OsStr) -> Result<(), Errno> {
 }
 
 /// Removes `name` in `dir`, recursively, never following symlinks.
-fn remove(dir: &OwnedFd, name: &OsStr) -> Result<(), Errno> {
+pub(crate) fn remove(dir: &OwnedFd, name: &OsStr) -> Result<(), Errno> {
     let st = match nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Err(Errno::ENOENT) => return Ok(()),
         r => r?,
@@ -440,6 +554,27 @@ fn set_xattrs<R: Read>(fd: &impl AsFd, entry: &mut tar::Entry<'_, R>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_blocks_become_holes_and_data_is_kept() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("husk-sparse-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Data, 1 MiB of zeros, data that is not block-aligned, zeros at the end.
+        let mut data = vec![1u8; 5000];
+        data.extend(vec![0u8; 1 << 20]);
+        data.extend(b"tail");
+        data.extend(vec![0u8; 300_000]);
+        let path = dir.join("f");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let n = copy_sparse(&mut &data[..], &mut f).unwrap();
+        drop(f);
+        assert_eq!(n, data.len() as u64);
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        let on_disk = std::fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(on_disk < 64 << 10, "{on_disk} bytes on disk");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn paths_are_cleaned_and_clamped() {
