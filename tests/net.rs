@@ -1172,3 +1172,49 @@ fn add_into_a_namespace_with_a_default_route_fails_clearly() {
     );
     assert_eq!(h.residue(), Vec::<String>::new());
 }
+
+#[test]
+fn a_failing_del_changes_nothing() {
+    // A DEL that cannot be completed (here: a rule someone added in husk's
+    // table still jumps to the network's isolation chain, so the chain cannot
+    // go) must fail as a whole. Applied command by command, it took the
+    // bridge out of @bridges and @fwd first: the other network's isolation
+    // from this one was gone while this network was still attached.
+    let mut h = Host::new();
+    let ns_a = h.netns("fa");
+    let ns_b = h.netns("fb");
+    let a = h.net("failA", "hbrfaila", "10.77.21.0/24", json!([]));
+    let b = h.net("failB", "hbrfailb", "10.77.22.0/24", json!([]));
+    h.add("fa", &ns_a, &a);
+    h.add("fb", &ns_b, &b);
+    let pin = h.sh("nft add chain ip husk pin && nft add rule ip husk pin jump iso-hbrfaila");
+    assert!(pin.status.success(), "{}", common::stderr(&pin));
+    let table = || stdout(&h.sh("nft -j list table ip husk"));
+    let before = table();
+    let (ok, out) = h.cni("DEL", "fa", &ns_a, &a);
+    assert!(!ok, "DEL succeeded although its chain is in use: {out}");
+    assert_eq!(out["code"], 102, "{out}");
+    let after = table();
+    let set = |t: &str, name: &str| -> Value {
+        let v: Value = serde_json::from_str(t).unwrap();
+        v["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|o| o.get("set").or(o.get("map")))
+            .find(|s| s["name"] == name)
+            .map(|s| s["elem"].clone())
+            .unwrap_or(Value::Null)
+    };
+    for name in ["bridges", "fwd", "masq"] {
+        assert_eq!(set(&before, name), set(&after, name), "@{name} changed");
+    }
+    // The attachment is still whole, and a DEL once the pin is gone works.
+    let (ok, out) = h.cni("CHECK", "fa", &ns_a, &a);
+    assert!(ok, "{out}");
+    let unpin = h.sh("nft delete chain ip husk pin");
+    assert!(unpin.status.success(), "{}", common::stderr(&unpin));
+    h.del("fa", &ns_a, &a);
+    h.del("fb", &ns_b, &b);
+    assert_eq!(h.residue(), Vec::<String>::new());
+}

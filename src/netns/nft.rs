@@ -314,66 +314,123 @@ pub fn apply(cmds: &[Value]) -> Result<(), NftError> {
     }
 }
 
+/// What husk's table holds now: its chains, and the elements of each set
+/// and map (keys only).
+struct Listing {
+    chains: Vec<String>,
+    keys: Vec<(String, Value)>,
+}
+
+impl Listing {
+    /// The kernel's table; None when there is none.
+    fn read() -> Result<Option<Listing>, NftError> {
+        let out = Command::new("nft")
+            .args(["-j", "list", "table", "ip", TABLE])
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|e| NftError(format!("cannot run nft (package nftables): {e}")))?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        let listing: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| NftError(format!("nft -j list: {e}")))?;
+        Ok(Some(Listing::parse(&listing)))
+    }
+
+    fn parse(listing: &Value) -> Listing {
+        let objects = listing["nftables"].as_array().cloned().unwrap_or_default();
+        let chains = objects
+            .iter()
+            .filter_map(|o| o["chain"]["name"].as_str().map(str::to_string))
+            .collect();
+        let mut keys = Vec::new();
+        for m in objects.iter().filter_map(|o| o.get("set").or(o.get("map"))) {
+            let name = m["name"].as_str().unwrap_or_default().to_string();
+            for e in m["elem"].as_array().into_iter().flatten() {
+                keys.push((name.clone(), key(e)));
+            }
+        }
+        Listing { chains, keys }
+    }
+
+    fn has_chain(&self, name: &str) -> bool {
+        self.chains.iter().any(|c| c == name)
+    }
+
+    fn has_element(&self, set: &str, key: &Value) -> bool {
+        self.keys.iter().any(|(s, k)| s == set && k == key)
+    }
+
+    /// Whether the object a command names (a chain, an element, the table)
+    /// is in the table.
+    fn holds(&self, body: &Value) -> bool {
+        if let Some(c) = body.get("chain") {
+            return self.has_chain(c["name"].as_str().unwrap_or_default());
+        }
+        if let Some(e) = body.get("element") {
+            let set = e["name"].as_str().unwrap_or_default();
+            let Some(elem) = e["elem"].get(0) else {
+                return false;
+            };
+            return self.has_element(set, &key(elem));
+        }
+        body.get("table").is_some()
+    }
+}
+
+/// An element's key: a map element is `[key, verdict]` (no key of ours is
+/// a two-item array: they are names, addresses and `concat`s), a set's is
+/// the key itself; nft may list one wrapped as `{"elem": {"val": …}}`.
+fn key(e: &Value) -> Value {
+    let e = e.get("elem").and_then(|x| x.get("val")).unwrap_or(e);
+    match e {
+        Value::Array(kv) if kv.len() == 2 => kv[0].clone(),
+        other => other.clone(),
+    }
+}
+
 /// What of `expected` (commands that add chains and elements, as
 /// [`network`] and [`attach`] make) is not in the kernel's table now.
 pub fn missing(expected: &[Value]) -> Result<Vec<String>, NftError> {
-    let out = Command::new("nft")
-        .args(["-j", "list", "table", "ip", TABLE])
-        .stderr(Stdio::null())
-        .output()
-        .map_err(|e| NftError(format!("cannot run nft (package nftables): {e}")))?;
-    if !out.status.success() {
+    let Some(l) = Listing::read()? else {
         return Ok(vec![format!("table ip {TABLE}")]);
-    }
-    let listing: Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| NftError(format!("nft -j list: {e}")))?;
-    let objects = listing["nftables"].as_array().cloned().unwrap_or_default();
-    let chains: Vec<&str> = objects
-        .iter()
-        .filter_map(|o| o["chain"]["name"].as_str())
-        .collect();
-    let elems = |set: &str| -> Vec<Value> {
-        objects
-            .iter()
-            .filter_map(|o| o.get("set").or(o.get("map")))
-            .find(|m| m["name"] == set)
-            .and_then(|m| m["elem"].as_array().cloned())
-            .unwrap_or_default()
     };
     let mut gone = Vec::new();
     for add in expected.iter().filter_map(|c| c.get("add")) {
-        let chain = add["chain"]["name"].as_str();
-        let set = add["element"]["name"].as_str();
-        let elem = add["element"]["elem"].get(0);
-        match (chain, set, elem) {
-            (Some(name), _, _) if !chains.contains(&name) => gone.push(format!("chain {name}")),
-            (None, Some(set), Some(e)) if !elems(set).contains(e) => {
-                gone.push(format!("{e} in {set}"))
-            }
-            _ => {}
+        if add.get("chain").is_none() && add.get("element").is_none() {
+            continue;
+        }
+        if !l.holds(add) {
+            gone.push(match add.get("chain") {
+                Some(c) => format!("chain {}", c["name"].as_str().unwrap_or_default()),
+                None => format!(
+                    "{} in {}",
+                    add["element"]["elem"][0],
+                    add["element"]["name"].as_str().unwrap_or_default()
+                ),
+            });
         }
     }
     Ok(gone)
 }
 
-/// Deletions that must not fail because something is already gone: the
-/// whole batch first, then one by one, ignoring what is missing.
+/// Deletions that must not fail because something is already gone (DEL is
+/// idempotent), always as one transaction, all or none: the whole batch;
+/// when that fails, the ones whose objects are still there. A DEL that
+/// cannot complete changes nothing.
 pub fn apply_deletions(cmds: &[Value]) -> Result<(), NftError> {
     if apply(cmds).is_ok() {
         return Ok(());
     }
-    for c in cmds {
-        if let Err(e) = apply(std::slice::from_ref(c)) {
-            let m = e.0.to_lowercase();
-            if !(m.contains("no such file")
-                || m.contains("not found")
-                || m.contains("does not exist"))
-            {
-                return Err(e);
-            }
-        }
-    }
-    Ok(())
+    let Some(l) = Listing::read()? else {
+        return Ok(()); // no table: nothing of ours is left
+    };
+    let present: Vec<Value> = cmds
+        .iter()
+        .filter(|c| c.get("delete").is_some_and(|d| l.holds(d)))
+        .cloned()
+        .collect();
+    apply(&present)
 }
 
 #[cfg(test)]
@@ -399,16 +456,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn attach_and_detach_name_the_same_objects() {
-        let ports = [port(8080, 80, false), port(5353, 53, true)];
-        let c = Container {
+    /// Container t1 on br1 at 10.1.0.5, masqueraded.
+    fn masq_container_t1(ports: &[PortMapping]) -> Container<'_> {
+        Container {
             tag: "t1",
             bridge: "br1",
             addr: Ipv4Addr::new(10, 1, 0, 5),
             masq: true,
-            ports: &ports,
-        };
+            ports,
+        }
+    }
+
+    #[test]
+    fn attach_and_detach_name_the_same_objects() {
+        let ports = [port(8080, 80, false), port(5353, 53, true)];
+        let c = masq_container_t1(&ports);
         let (a, d) = (attach(&c), detach(&c));
         // Every element added is deleted with the same key and verdict.
         let added: Vec<_> = a
@@ -440,6 +502,36 @@ mod tests {
         p.host_ip = Some(Ipv4Addr::new(192, 0, 2, 1));
         let text = serde_json::to_string(&attach(&container(false, &[p]))).unwrap();
         assert!(text.contains(r#""right":"192.0.2.1""#), "{text}");
+    }
+
+    #[test]
+    fn a_listing_holds_what_attach_added_and_not_what_is_gone() {
+        // As `nft -j list table ip husk` shows a network and a container.
+        let listing = json!({"nftables": [
+            {"metainfo": {"json_schema_version": 1}},
+            {"table": {"family": "ip", "name": "husk"}},
+            {"chain": {"family": "ip", "table": "husk", "name": "iso-br1"}},
+            {"chain": {"family": "ip", "table": "husk", "name": "dnat-t1"}},
+            {"set": {"family": "ip", "name": "bridges", "table": "husk", "type": "ifname",
+                     "elem": ["br1"]}},
+            {"map": {"family": "ip", "name": "fwd", "table": "husk", "type": "ifname",
+                     "map": "verdict", "elem": [["br1", {"jump": {"target": "iso-br1"}}]]}},
+            {"map": {"family": "ip", "name": "ports", "table": "husk",
+                     "type": ["inet_proto", "inet_service"], "map": "verdict",
+                     "elem": [[{"concat": ["tcp", 8080]}, {"jump": {"target": "dnat-t1"}}]]}}
+        ]});
+        let l = Listing::parse(&listing);
+        let ports = [port(8080, 80, false)];
+        let c = masq_container_t1(&ports);
+        let held: Vec<bool> = detach(&c).iter().map(|d| l.holds(&d["delete"])).collect();
+        // masq element: not listed; ports element and dnat chain: listed.
+        assert_eq!(held, vec![false, true, true]);
+        let gone: Vec<bool> = network_gone("br1")
+            .iter()
+            .map(|d| l.holds(&d["delete"]))
+            .collect();
+        assert_eq!(gone, vec![true, true, true, false]);
+        assert!(l.holds(&table_gone()[0]["delete"]));
     }
 
     #[test]
