@@ -268,7 +268,14 @@ fn fast_init(argv: &[String]) -> Option<i32> {
 /// husk's own descriptors land above the preserved range and never reach the
 /// container in its place.
 fn reserve_preserved_fds(n: u32) {
-    for fd in 3..3 + n as i32 {
+    // Past the descriptor limit there are none to keep.
+    let (limit, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap_or((1024, 1024));
+    let end = u64::from(n)
+        .saturating_add(3)
+        .min(limit)
+        .min(i32::MAX as u64) as i32;
+    for fd in 3..end {
         // SAFETY: F_GETFD only queries; an unused descriptor fails with EBADF.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
             continue;
@@ -294,8 +301,9 @@ fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs
         .ok()
         .and_then(|v| v.parse::<u32>().ok())
         .unwrap_or(0);
-    if f.preserve_fds + listen_fds > 0 {
-        reserve_preserved_fds(f.preserve_fds + listen_fds);
+    let passed = f.preserve_fds.saturating_add(listen_fds);
+    if passed > 0 {
+        reserve_preserved_fds(passed);
     }
     CreateArgs {
         id,

@@ -583,7 +583,7 @@ impl Plan {
             oci_version: spec.version().clone(),
             no_pivot: opts.no_pivot,
             new_keyring: !opts.no_new_keyring,
-            preserve_fds: opts.preserve_fds + opts.listen_fds,
+            preserve_fds: opts.preserve_fds.saturating_add(opts.listen_fds),
         })
     }
 }

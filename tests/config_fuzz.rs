@@ -6,7 +6,11 @@
 
 use std::path::Path;
 
+#[path = "fuzz/mutate.rs"]
+mod mutate;
+
 use husk::plan::{CreateOptions, Plan};
+use mutate::{apply, edit};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -186,102 +190,6 @@ const STRINGS: &[&str] = &[
     "slave",
 ];
 
-fn leaf() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        prop_oneof![
-            Just(0i64),
-            Just(-1),
-            Just(1),
-            Just(4096),
-            Just(u32::MAX as i64 + 1)
-        ]
-        .prop_map(Value::from),
-        any::<f64>().prop_map(|f| json!(f)),
-        proptest::sample::select(STRINGS).prop_map(Value::from),
-        "[ -~]{0,12}".prop_map(Value::from),
-    ]
-}
-
-fn value() -> impl Strategy<Value = Value> {
-    leaf().prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            proptest::collection::vec((proptest::sample::select(KEYS), inner), 0..4).prop_map(
-                |kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-            ),
-        ]
-    })
-}
-
-/// One edit: which node (by its index in a walk of the tree), what to do there.
-#[derive(Debug, Clone)]
-enum Edit {
-    Replace(usize, Value),
-    Insert(usize, &'static str, Value),
-    Remove(usize),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    prop_oneof![
-        (any::<usize>(), value()).prop_map(|(i, v)| Edit::Replace(i, v)),
-        (any::<usize>(), proptest::sample::select(KEYS), value())
-            .prop_map(|(i, k, v)| Edit::Insert(i, k, v)),
-        any::<usize>().prop_map(Edit::Remove),
-    ]
-}
-
-fn count(v: &Value) -> usize {
-    1 + match v {
-        Value::Array(a) => a.iter().map(count).sum(),
-        Value::Object(o) => o.values().map(count).sum(),
-        _ => 0,
-    }
-}
-
-/// The `n`th node in a pre-order walk.
-fn nth(v: &mut Value, n: usize) -> &mut Value {
-    fn go<'a>(v: &'a mut Value, n: &mut usize) -> Option<&'a mut Value> {
-        if *n == 0 {
-            return Some(v);
-        }
-        *n -= 1;
-        match v {
-            Value::Array(a) => a.iter_mut().find_map(|c| go(c, n)),
-            Value::Object(o) => o.values_mut().find_map(|c| go(c, n)),
-            _ => None,
-        }
-    }
-    let mut k = n;
-    go(v, &mut k).expect("n is below the node count")
-}
-
-fn apply(config: &mut Value, e: &Edit) {
-    let n = count(config);
-    match e {
-        Edit::Replace(i, v) => *nth(config, i % n) = v.clone(),
-        Edit::Insert(i, k, v) => {
-            if let Value::Object(o) = nth(config, i % n) {
-                o.insert(k.to_string(), v.clone());
-            }
-        }
-        Edit::Remove(i) => match nth(config, i % n) {
-            Value::Object(o) if !o.is_empty() => {
-                let k = o.keys().nth(i % o.len()).unwrap().clone();
-                o.remove(&k);
-            }
-            Value::Array(a) if !a.is_empty() => {
-                let len = a.len();
-                a.remove(i % len);
-            }
-            _ => {}
-        },
-    }
-}
-
 /// What `create` does before it touches the system.
 fn plan(config: &Value) -> Result<Plan, String> {
     let text = serde_json::to_vec(config).unwrap();
@@ -318,10 +226,10 @@ fn base() -> Value {
 
 proptest! {
     // Bounded so the suite stays fast: a few thousand configs in a few seconds.
-    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(mutate::config(3000))]
 
     #[test]
-    fn any_config_plans_or_is_refused_without_panic(edits in proptest::collection::vec(edit(), 1..6)) {
+    fn any_config_plans_or_is_refused_without_panic(edits in proptest::collection::vec(edit(KEYS, STRINGS), 1..6)) {
         let mut c = base();
         for e in &edits {
             apply(&mut c, e);

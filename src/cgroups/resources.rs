@@ -56,12 +56,15 @@ fn max_or(v: i64) -> String {
     }
 }
 
-/// cpu.shares (2..262144) to cpu.weight (1..10000), as runc converts it.
+/// cpu.shares to cpu.weight (1..10000), as runc converts it. Shares are
+/// first held to v1's own range, 2..262144, as the v1 kernel holds them (runc's
+/// arithmetic wraps past it and writes a weight the kernel refuses).
 pub fn shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
         return 0;
     }
-    1 + (shares.saturating_sub(2) * 9999) / 262142
+    let shares = shares.clamp(2, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
 }
 
 /// blkio weight (10..1000) to io.weight (1..10000), as runc converts it.
@@ -399,6 +402,8 @@ mod tests {
         assert_eq!(shares_to_weight(1024), 39);
         assert_eq!(shares_to_weight(2), 1);
         assert_eq!(shares_to_weight(262144), 10000);
+        assert_eq!(shares_to_weight(u64::MAX), 10000);
+        assert_eq!(shares_to_weight(1), 1);
         assert_eq!(blkio_weight_to_io(10), 1);
         assert_eq!(blkio_weight_to_io(1000), 10000);
         assert_eq!(blkio_weight_to_io(500), 4950);

@@ -46,21 +46,22 @@ pub fn parse_signal(s: &str) -> Option<i32> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     if let Some(rt) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rt.is_empty() {
+        // An offset past the range (or signed: "RTMIN+-1") is no signal.
+        let off: u8 = if rt.is_empty() {
             0
         } else {
             rt.strip_prefix('+')?.parse().ok()?
         };
-        let n = libc::SIGRTMIN() + off;
+        let n = libc::SIGRTMIN() + i32::from(off);
         return (n <= libc::SIGRTMAX()).then_some(n);
     }
     if let Some(rt) = name.strip_prefix("RTMAX") {
-        let off: i32 = if rt.is_empty() {
+        let off: u8 = if rt.is_empty() {
             0
         } else {
             rt.strip_prefix('-')?.parse().ok()?
         };
-        let n = libc::SIGRTMAX() - off;
+        let n = libc::SIGRTMAX() - i32::from(off);
         return (n >= libc::SIGRTMIN()).then_some(n);
     }
     format!("SIG{name}")
@@ -81,6 +82,15 @@ mod tests {
         assert_eq!(parse_signal("10"), Some(10));
         assert_eq!(parse_signal("USR1"), Some(libc::SIGUSR1));
         assert_eq!(parse_signal("RTMIN+1"), Some(libc::SIGRTMIN() + 1));
+        for bad in [
+            "RTMIN+-5",
+            "RTMAX--5",
+            "RTMIN+2147483647",
+            "RTMAX-99999999999",
+            "RTMIN+40",
+        ] {
+            assert_eq!(parse_signal(bad), None, "{bad}");
+        }
         assert_eq!(parse_signal("NOPE"), None);
         assert_eq!(parse_signal("0"), None);
         assert_eq!(parse_signal("99"), None);

@@ -269,7 +269,7 @@ pub fn find_executable(p: &ProcessPlan) -> Result<CString> {
 /// Marks every descriptor from 3 + `preserve` upwards close-on-exec, so nothing
 /// of the runtime's or the caller's crosses into the container.
 pub fn close_fds(preserve: u32) -> Result<()> {
-    let first = 3 + preserve;
+    let first = preserve.saturating_add(3);
     // SAFETY: close_range with integer arguments; CLOSE_RANGE_CLOEXEC only
     // flags the descriptors, it closes none that Rust code still owns.
     let r = unsafe {

@@ -79,7 +79,7 @@ fn zero((start, end): (usize, usize)) {
 /// Closes every descriptor from 3 + `preserve` upwards except `keep`: what
 /// the caller (an engine) and husk had open stays on the host's side.
 pub fn close_except(preserve: u32, keep: &[RawFd]) -> Result<(), Errno> {
-    let first = 3 + preserve;
+    let first = preserve.saturating_add(3);
     let mut keep: Vec<u32> = keep
         .iter()
         .filter_map(|&fd| u32::try_from(fd).ok())
