@@ -316,6 +316,7 @@ fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs
             no_new_keyring: f.no_new_keyring,
             preserve_fds: f.preserve_fds,
             listen_fds,
+            selinux: crate::plan::host_selinux(),
             // Set by create from the console socket it is given.
             ..Default::default()
         },

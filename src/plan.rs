@@ -39,6 +39,10 @@ pub struct CreateOptions {
     /// Socket-activation descriptors (systemd's LISTEN_FDS) passed on to the
     /// container after the preserved ones, as runc does.
     pub listen_fds: u32,
+    /// Whether the host runs SELinux. Without it, labels in the config mean
+    /// nothing and are ignored, as crun ignores them (runc fails on the
+    /// mount label).
+    pub selinux: bool,
 }
 
 /// A namespace to join by path.
@@ -318,6 +322,17 @@ impl Plan {
         joins_pid && !self.ns.new.contains(CloneFlags::CLONE_NEWUSER) && !nested
     }
 
+    /// Whether the container shares the runtime's mount namespace: the config
+    /// names none (config-linux.md, Namespaces: "the container inherits the
+    /// runtime namespace"). Its mounts are then made inside the rootfs in
+    /// this namespace, nothing outside the rootfs changes (no propagation of
+    /// the host's), it is entered with chroot, and `delete` takes the mounts
+    /// away again. runc does the same but makes the host's `/` a slave and
+    /// leaves every mount behind.
+    pub fn shares_mount_ns(&self) -> bool {
+        !self.ns.has(CloneFlags::CLONE_NEWNS)
+    }
+
     /// Builds the plan for `id` from a loaded bundle.
     pub fn new(
         id: &str,
@@ -340,7 +355,7 @@ impl Plan {
 
         let process = match spec.process() {
             Some(p) => {
-                let mut pp = process_plan(p, "process")?;
+                let mut pp = process_plan(p, "process", opts.selinux)?;
                 if opts.listen_fds > 0 {
                     pp.env.retain(|e| {
                         let b = e.as_bytes();
@@ -527,8 +542,12 @@ impl Plan {
         }
         if let Some(l) = linux.mount_label()
             && !l.is_empty()
+            && opts.selinux
         {
-            return err("linux.mountLabel", "SELinux labels are not supported");
+            return err(
+                "linux.mountLabel",
+                "SELinux labels are not supported yet on a host that enforces them",
+            );
         }
 
         let mut masked_paths = Vec::new();
@@ -649,12 +668,6 @@ fn namespaces(linux: &oci_spec::runtime::Linux) -> Result<NamespacePlan, PlanErr
                 field: format!("linux.namespaces[{i}].path"),
             });
         }
-    }
-    if !plan.has(CloneFlags::CLONE_NEWNS) {
-        return err(
-            "linux.namespaces",
-            "a mount namespace is required: without one the rootfs set-up would change the host",
-        );
     }
     Ok(plan)
 }
@@ -860,7 +873,17 @@ fn cstring(s: &str, field: &str) -> Result<CString, PlanError> {
 }
 
 /// The plan of a process from an OCI `process` object; `base` is its JSON path.
-pub fn process_plan(p: &oci_spec::runtime::Process, base: &str) -> Result<ProcessPlan, PlanError> {
+/// Whether the host runs SELinux (selinuxfs is mounted with its enforce
+/// switch): a probe for the callers of [`Plan::new`] and [`process_plan`].
+pub fn host_selinux() -> bool {
+    Path::new("/sys/fs/selinux/enforce").exists()
+}
+
+pub fn process_plan(
+    p: &oci_spec::runtime::Process,
+    base: &str,
+    selinux: bool,
+) -> Result<ProcessPlan, PlanError> {
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() || args[0].is_empty() {
         return err(format!("{base}.args"), "must name the program to run");
@@ -961,10 +984,11 @@ pub fn process_plan(p: &oci_spec::runtime::Process, base: &str) -> Result<Proces
     }
     if let Some(l) = p.selinux_label()
         && !l.is_empty()
+        && selinux
     {
         return err(
             format!("{base}.selinuxLabel"),
-            "SELinux labels are not supported",
+            "SELinux labels are not supported yet on a host that enforces them",
         );
     }
     let user = p.user();

@@ -7,6 +7,7 @@ use common::*;
 use serde_json::json;
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 #[test]
 fn hostname_and_pid_1() {
@@ -500,4 +501,83 @@ fn default_umask_is_0022() {
     // The init works with umask 0 for exact modes; the process gets runc's default.
     let b = Bundle::sh("umask");
     assert_eq!(run_ok(&b, "umask"), "0022\n");
+}
+
+#[test]
+fn without_a_mount_namespace_the_container_shares_the_runtimes_and_leaves_nothing() {
+    // config-linux.md: a namespace type not listed is inherited from the
+    // runtime. The container then sees the runtime's mount namespace, its
+    // own rootfs (entered by chroot, exec too) with its mounts, and delete
+    // takes every mount away. runc does this too, but makes the runtime's
+    // `/` a slave and leaves all the mounts behind. Run in a namespace of
+    // the test's own whose `/` is shared, to see that husk leaves it so.
+    let mut b = Bundle::sh(
+        "readlink /proc/self/ns/mnt; cat /marker; ls /proc/self/fd >/dev/null && sleep 30",
+    );
+    let rootfs = b.own_rootfs();
+    fs::write(rootfs.join("marker"), "container root\n").unwrap();
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    b.write();
+    let husk = format!("{} --root {}", husk_bin(), b.root.display());
+    let script = format!(
+        r#"set -e
+mount --make-rshared /
+before=$(awk '$5 == "/" {{print $7}}' /proc/self/mountinfo)
+readlink /proc/self/ns/mnt > {dir}/host-mnt
+{husk} create -b {bundle} nomnt > {dir}/out 2>&1
+{husk} start nomnt
+grep -c " {rootfs}" /proc/self/mountinfo > {dir}/mounts-while-running
+{husk} exec nomnt cat /marker > {dir}/exec-out
+{husk} kill nomnt KILL
+sleep 0.3
+{husk} delete -f nomnt
+grep -c " {rootfs}" /proc/self/mountinfo > {dir}/mounts-after || true
+after=$(awk '$5 == "/" {{print $7}}' /proc/self/mountinfo)
+echo "$before" > {dir}/prop-before
+echo "$after" > {dir}/prop-after
+"#,
+        dir = b.dir.display(),
+        bundle = b.dir.display(),
+        rootfs = rootfs.display(),
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "unchanged", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    reap_orphans();
+    let read = |n: &str| fs::read_to_string(b.dir.join(n)).unwrap_or_default();
+    assert!(o.status.success(), "{}{}", stderr(&o), read("out"));
+    let out = read("out");
+    assert!(
+        out.contains(read("host-mnt").trim()) && out.contains("container root"),
+        "the container is not in the runtime's mount namespace, or not in its root: {out}"
+    );
+    assert_eq!(
+        read("exec-out"),
+        "container root\n",
+        "exec did not enter the container's root"
+    );
+    let running: u32 = read("mounts-while-running").trim().parse().unwrap();
+    assert!(
+        running >= 3,
+        "the container's mounts were not made in the shared namespace"
+    );
+    assert_eq!(
+        read("mounts-after").trim(),
+        "0",
+        "delete left mounts behind"
+    );
+    assert!(
+        read("prop-before").starts_with("shared:"),
+        "{}",
+        read("prop-before")
+    );
+    assert_eq!(
+        read("prop-before"),
+        read("prop-after"),
+        "the runtime's / changed propagation"
+    );
 }

@@ -50,6 +50,9 @@ struct Undo<'a> {
     dir: &'a ContainerDir,
     cgroup: Option<PathBuf>,
     child: Option<(i32, OwnedFd)>,
+    /// The rootfs, and the mount id found there before, when the container
+    /// shares this mount namespace (its mounts are made in it).
+    shared_rootfs: Option<(PathBuf, Option<u64>)>,
 }
 
 impl Undo<'_> {
@@ -60,6 +63,9 @@ impl Undo<'_> {
         }
         if let Some(cg) = self.cgroup.take() {
             let _ = cgroups::remove(&cg);
+        }
+        if let Some((rootfs, below)) = self.shared_rootfs.take() {
+            crate::rootfs::detach_shared_rootfs(&rootfs, below);
         }
         let _ = self.dir.remove();
     }
@@ -106,6 +112,9 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
         dir: &dir,
         cgroup: None,
         child: None,
+        shared_rootfs: plan
+            .shares_mount_ns()
+            .then(|| (plan.rootfs.clone(), crate::rootfs::mount_id(&plan.rootfs))),
     };
     match create_in(
         &dir,
@@ -350,6 +359,10 @@ fn create_in(
         cgroup: cgroup.as_ref().map(|c| c.path.clone()),
         cgroup_owned: cgroup.as_ref().is_some_and(|c| c.created),
         shared_pid_ns: !plan.ns.has(CloneFlags::CLONE_NEWPID),
+        shared_mounts_above: undo
+            .shared_rootfs
+            .as_ref()
+            .map(|(_, below)| below.unwrap_or(0)),
         poststop: plan.hooks.poststop().clone().unwrap_or_default(),
         poststart: plan.hooks.poststart().clone().unwrap_or_default(),
     };
@@ -361,6 +374,7 @@ fn create_in(
     }
     undo.child = None;
     undo.cgroup = None;
+    undo.shared_rootfs = None;
     Ok(Created {
         state,
         terminal: plan.process.terminal,

@@ -73,6 +73,9 @@ pub fn destroy(dir: &ContainerDir, st: &State) -> Result<Vec<String>, Error> {
             crate::cgroups::remove(cg)?;
         }
     }
+    if let Some(below) = st.shared_mounts_above {
+        crate::rootfs::detach_shared_rootfs(&st.rootfs, Some(below));
+    }
     dir.remove()?;
     let hs = HookState {
         oci_version: &st.oci_version,

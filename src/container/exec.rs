@@ -188,7 +188,7 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
         Err(e) => return Err(e.into()),
     };
     let process = process(a, spec.process().as_ref())?;
-    let pp = crate::plan::process_plan(&process, "process")?;
+    let pp = crate::plan::process_plan(&process, "process", crate::plan::host_selinux())?;
     if pp.terminal && a.detach && a.console_socket.is_none() {
         return Err(Error::Config(
             "process.terminal: a detached exec with a terminal needs --console-socket".into(),
@@ -206,6 +206,22 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
     // Every namespace, pid included, is joined by the process that execs
     // (crate::init::join): this one stays out of the container.
     let ns = namespaces_to_join(st.pid);
+    // A container created without a mount namespace of its own (it shares
+    // its creator's) is entered through its init's root: joining the
+    // namespace brings the namespace's root, not the container's.
+    let root = match st.shared_mounts_above {
+        None => None,
+        Some(_) => Some(
+            nix::fcntl::open(
+                format!("/proc/{}/root", st.pid).as_str(),
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| Error::Os(format!("open /proc/{}/root", st.pid), e))?,
+        ),
+    };
     let cgroup = st
         .cgroup
         .as_ref()
@@ -243,6 +259,7 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
         seccomp: seccomp.as_ref(),
         init: &init,
         ns,
+        root,
         console: console.as_ref().or(pair.as_ref().map(|p| &p.1)),
         preserve_fds: a.preserve_fds,
         traces: Traces::of_self(),
@@ -397,7 +414,7 @@ mod tests {
         assert_eq!(p.env().as_deref().unwrap(), ["PATH=/bin", "A=2", "B=3"]);
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
         assert_eq!(p.user().additional_gids().as_deref(), Some(&[5, 6][..]));
-        let pp = crate::plan::process_plan(&p, "process").unwrap();
+        let pp = crate::plan::process_plan(&p, "process", false).unwrap();
         let c = pp.caps.unwrap();
         // CAP_KILL is 5, CAP_NET_ADMIN 12.
         assert_eq!(c.bounding, (1 << 5) | (1 << 12));

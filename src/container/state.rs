@@ -93,6 +93,11 @@ pub struct State {
     /// every process of the container, not only the init).
     #[serde(default)]
     pub shared_pid_ns: bool,
+    /// For a container sharing the runtime's mount namespace: the mount id
+    /// at the rootfs before create mounted anything there (delete takes
+    /// away what is on top of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_mounts_above: Option<u64>,
     #[serde(default)]
     pub poststop: Vec<Hook>,
     #[serde(default)]
@@ -402,6 +407,7 @@ mod tests {
             cgroup: None,
             cgroup_owned: false,
             shared_pid_ns: false,
+            shared_mounts_above: None,
             poststop: vec![],
             poststart: vec![],
         };

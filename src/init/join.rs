@@ -30,6 +30,9 @@ pub struct JoinPlan<'a> {
     pub init: &'a OwnedFd,
     /// The namespaces to join: those that differ from husk's own.
     pub ns: CloneFlags,
+    /// The init's root, when the container has no mount namespace of its
+    /// own (no setns brings the process there: it is entered with chroot).
+    pub root: Option<OwnedFd>,
     /// The engine's console socket, when the process has a terminal.
     pub console: Option<&'a OwnedFd>,
     pub preserve_fds: u32,
@@ -76,6 +79,10 @@ fn steps(plan: &JoinPlan<'_>, chan: &Channel, placed: bool) -> Result<Infallible
                 plan.ns
             ))(Errno::last()));
         }
+    }
+    if let Some(root) = &plan.root {
+        nix::unistd::fchdir(root).map_err(step("enter the container's root"))?;
+        nix::unistd::chroot(".").map_err(step("chroot into the container's root"))?;
     }
     let mut keep = vec![chan.as_fd().as_raw_fd()];
     keep.extend(plan.console.map(|c| c.as_raw_fd()));

@@ -146,15 +146,16 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
         join_session_keyring(&plan.id)?;
     }
 
-    let setup_rootfs = plan.ns.new.contains(CloneFlags::CLONE_NEWNS);
-    let mut deferred_proc = Vec::new();
-    if setup_rootfs {
-        rootfs::prepare(plan)?;
-        let root = rootfs::open_root(&plan.rootfs)?;
-        deferred_proc = rootfs::mount_all(plan, &root, in_userns, &prep.idmap_userns, late_pid)?;
-        rootfs::create_devices(&plan.devices, &root, in_userns)?;
-        rootfs::dev_symlinks(&root)?;
-    }
+    // The rootfs is set up in a new or a joined mount namespace (as runc
+    // does), and in the runtime's own (Plan::shares_mount_ns) inside the
+    // rootfs only.
+    let shared_mount_ns = plan.shares_mount_ns();
+    rootfs::prepare(plan)?;
+    let root = rootfs::open_root(&plan.rootfs)?;
+    let deferred_proc = rootfs::mount_all(plan, &root, in_userns, &prep.idmap_userns, late_pid)?;
+    rootfs::create_devices(&plan.devices, &root, in_userns)?;
+    rootfs::dev_symlinks(&root)?;
+    drop(root);
     if let Some(h) = &plan.hostname {
         nix::unistd::sethostname(h).map_err(step("hostname"))?;
     }
@@ -183,16 +184,16 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     let create_container = plan.hooks.create_container().clone().unwrap_or_default();
     hooks::run("createContainer", &create_container, &state("creating"))?;
 
-    if setup_rootfs {
-        if plan.no_pivot {
-            rootfs::move_root(&plan.rootfs)?;
-        } else {
-            rootfs::pivot(&plan.rootfs)?;
-        }
-        if let Some(p) = plan.rootfs_propagation {
-            nix::mount::mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
-                .map_err(step("linux.rootfsPropagation"))?;
-        }
+    if shared_mount_ns {
+        rootfs::chroot_into(&plan.rootfs)?;
+    } else if plan.no_pivot {
+        rootfs::move_root(&plan.rootfs)?;
+    } else {
+        rootfs::pivot(&plan.rootfs)?;
+    }
+    if let Some(p) = plan.rootfs_propagation.filter(|_| !shared_mount_ns) {
+        nix::mount::mount(None::<&str>, "/", None::<&str>, p, None::<&str>)
+            .map_err(step("linux.rootfsPropagation"))?;
     }
     if late_pid {
         // Root and cwd are the container's now; the namespace and id-map
@@ -208,12 +209,10 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     }
     drop(prep.console);
     rootfs::write_sysctls(&plan.sysctl)?;
-    if setup_rootfs {
-        rootfs::readonly_paths(&plan.readonly_paths)?;
-        rootfs::mask_paths(&plan.masked_paths)?;
-        if plan.root_readonly {
-            rootfs::readonly_root()?;
-        }
+    rootfs::readonly_paths(&plan.readonly_paths)?;
+    rootfs::mask_paths(&plan.masked_paths)?;
+    if plan.root_readonly {
+        rootfs::readonly_root()?;
     }
     if let Some(p) = plan.personality {
         // SAFETY: personality takes an integer.

@@ -37,11 +37,29 @@ type Result<T> = std::result::Result<T, RootfsError>;
 /// Makes the host's mounts invisible to changes made here, and the rootfs a
 /// mount point of its own (pivot_root needs both).
 pub fn prepare(plan: &Plan) -> Result<()> {
+    if plan.shares_mount_ns() {
+        // The host's own namespace: its propagation is not ours to change.
+        // The rootfs mount made here is made private instead, so nothing
+        // mounted under it reaches the host's other namespaces.
+        mount_rootfs(plan)?;
+        return mount(
+            None::<&str>,
+            &plan.rootfs,
+            None::<&str>,
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(fail("make the rootfs mount private", &plan.rootfs));
+    }
     // Slave, not private, by default: host mounts still propagate in (as runc
-    // does), while nothing done here propagates out to the host.
-    let flags = plan
-        .rootfs_propagation
-        .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
+    // does), while nothing done here propagates out to the host. An
+    // unbindable root could not be bound here: it is made so after
+    // pivot_root, and private until then.
+    let flags = match plan.rootfs_propagation {
+        Some(p) if p.contains(MsFlags::MS_UNBINDABLE) => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        Some(p) => p,
+        None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
     mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
         .map_err(fail("make / rslave", Path::new("/")))?;
     if flags.contains(MsFlags::MS_SHARED) {
@@ -49,6 +67,12 @@ pub fn prepare(plan: &Plan) -> Result<()> {
         // it is costly, so it is done only when / was made shared.
         make_parent_private(&plan.rootfs)?;
     }
+    mount_rootfs(plan)
+}
+
+/// The rootfs as a mount point of its own: the image's overlay, or a bind
+/// of the directory onto itself.
+fn mount_rootfs(plan: &Plan) -> Result<()> {
     if let Some(m) = &plan.root_mount {
         // The image's layers and the bundle's upper directory, mounted here in
         // the container's namespace: the mount dies with it.
@@ -607,6 +631,42 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
     .map_err(fail("make old root rslave", Path::new("/")))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(fail("unmount old root", Path::new("/")))?;
     chdir("/").map_err(fail("chdir", Path::new("/")))
+}
+
+/// A container that shares the runtime's mount namespace is entered with
+/// chroot: there is no namespace of its own to pivot. Not a boundary against
+/// a process with CAP_SYS_CHROOT, as with runc in this case.
+pub fn chroot_into(rootfs: &Path) -> Result<()> {
+    chdir(rootfs).map_err(fail("chdir", rootfs))?;
+    nix::unistd::chroot(".").map_err(fail("chroot", rootfs))?;
+    chdir("/").map_err(fail("chdir", Path::new("/")))
+}
+
+/// The mount id of what is at `path` (not following a final symlink).
+pub fn mount_id(path: &Path) -> Option<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: an all-zero statx is a valid value to be overwritten.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx writes into the struct given; the path is a C string.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    (r == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0).then_some(stx.stx_mnt_id)
+}
+
+/// Takes away the mounts a container sharing the runtime's mount namespace
+/// made at its rootfs (they are all under the one rootfs mount), if the
+/// mount there is not the one found before create (`below`).
+pub fn detach_shared_rootfs(rootfs: &Path, below: Option<u64>) {
+    if mount_id(rootfs).is_some_and(|now| Some(now) != below) {
+        let _ = umount2(rootfs, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW);
+    }
 }
 
 /// `--no-pivot`: move the rootfs over / and chroot into it (for ramdisk roots
