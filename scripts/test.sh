@@ -19,6 +19,12 @@ cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=
 echo "== conformance (conformance/run.sh) =="
 bash conformance/run.sh --known-failures conformance/husk-known-failures.txt 2>&1 | tee "$conf" || status=$?
 
+# The OCI's own suite (runtime-tools, from ../shared/third_party when it is
+# there) against husk, runc and crun: husk must pass what they pass, bar the
+# listed exceptions, which the guest below runs again.
+echo "== OCI runtime-tools suite (conformance/runtime-tools.sh) =="
+bash conformance/runtime-tools.sh || status=$?
+
 # The cgroup v2 tests (and the conformance suite once more) in a pure cgroup v2
 # guest booted under qemu: this host's cgroups are hybrid.
 vm=$(mktemp)

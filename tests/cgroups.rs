@@ -258,3 +258,51 @@ fn update_replaces_the_device_program() {
         "the update did not take effect"
     );
 }
+
+#[test]
+fn delete_removes_the_parent_cgroups_create_made() {
+    // A relative cgroupsPath whose parents do not exist (the OCI suite's
+    // `testdir/cgrouptest/container`): create makes them, and delete takes
+    // them away again as far as they are empty. runc leaves the parents.
+    let top = format!("husk-test-parents-{}", std::process::id());
+    let path = |leaf: &str| format!("{top}/mid/{leaf}");
+    let mut a = Bundle::sh("sleep 30");
+    a.config["linux"]["cgroupsPath"] = json!(path("a"));
+    a.write();
+    let mut b = Bundle::sh("sleep 30");
+    b.config["linux"]["cgroupsPath"] = json!(path("b"));
+    b.write();
+    let ca = a.create("parents-a");
+    let cb = b.create("parents-b");
+    let cg = |rel: &str| -> std::path::PathBuf {
+        let own = fs::read_to_string(format!("/proc/{}/cgroup", ca.pid())).unwrap();
+        let rel_a = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap()
+            .to_string();
+        // The container's cgroup ends in TOP/mid/a: the rest is where husk
+        // puts relative paths.
+        let base = rel_a.strip_suffix(&path("a")).unwrap().to_string();
+        cgroup_root().join(base.trim_start_matches('/')).join(rel)
+    };
+    let top_dir = cg(&top);
+    assert!(top_dir.join("mid/a").is_dir() && top_dir.join("mid/b").is_dir());
+    // a made the parents; b's cgroup is still in them: they stay.
+    ca.delete();
+    assert!(top_dir.join("mid/b").is_dir());
+    assert!(!top_dir.join("mid/a").exists());
+    cb.delete();
+    // b made no parent (a had): they are left, but empty, and removable.
+    assert!(!top_dir.join("mid/b").exists());
+    let _ = fs::remove_dir(top_dir.join("mid"));
+    let _ = fs::remove_dir(&top_dir);
+    // Alone, a container's parents go with it.
+    let mut c = Bundle::sh("sleep 30");
+    c.config["linux"]["cgroupsPath"] = json!(path("c"));
+    c.write();
+    let cc = c.create("parents-c");
+    assert!(top_dir.join("mid/c").is_dir());
+    cc.delete();
+    assert!(!top_dir.exists(), "delete left {}", top_dir.display());
+}

@@ -114,21 +114,44 @@ pub struct Cgroup {
     pub path: PathBuf,
     /// Whether this call made the directory (and so a failed create removes it).
     pub created: bool,
+    /// The topmost directory this call made, when it made parents of the
+    /// cgroup too (`a/b/c` where `a` was missing: `a`). Delete removes them
+    /// again, as far as they are empty; runc leaves them behind.
+    pub made_from: Option<PathBuf>,
 }
 
 impl Cgroup {
+    /// A cgroup directory that is there already (a container's, for exec or update).
+    pub fn existing(path: &Path) -> Cgroup {
+        Cgroup {
+            path: path.to_path_buf(),
+            created: false,
+            made_from: None,
+        }
+    }
+
     /// Makes (or reuses) the cgroup directory.
     pub fn create(mount: &Path, rel: &Path) -> Result<Cgroup, CgroupError> {
         let path = mount.join(rel);
+        let mut made_from = None;
         let created = match fs::create_dir(&path) {
             Ok(()) => true,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
             Err(e) if e.kind() == ErrorKind::NotFound => {
+                // The first missing ancestor is the top of what is made here.
+                let mut top = path.as_path();
+                while let Some(parent) = top.parent() {
+                    if parent == mount || parent.exists() {
+                        break;
+                    }
+                    top = parent;
+                }
                 fs::create_dir_all(&path).map_err(|source| CgroupError::Io {
                     path: path.clone(),
                     op: "mkdir",
                     source,
                 })?;
+                made_from = (top != path).then(|| top.to_path_buf());
                 true
             }
             Err(source) => {
@@ -139,7 +162,11 @@ impl Cgroup {
                 });
             }
         };
-        Ok(Cgroup { path, created })
+        Ok(Cgroup {
+            path,
+            created,
+            made_from,
+        })
     }
 
     /// A descriptor of the directory, for clone3's CLONE_INTO_CGROUP.
@@ -319,6 +346,22 @@ pub fn signal_all(path: &Path, sig: i32) -> Result<(), CgroupError> {
 
 /// Removes the cgroup once its processes are gone, killing any that remain, and
 /// then its parent if that is husk's default parent and now empty.
+/// Removes the parents of `path` that a create made (up to and including
+/// `made_from`), leaf first, stopping at the first one that is not empty
+/// (another container made its cgroup there since).
+pub fn remove_made_parents(path: &Path, made_from: &Path) {
+    if !path.starts_with(made_from) {
+        return;
+    }
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if !d.starts_with(made_from) || fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
 pub fn remove(path: &Path) -> Result<(), CgroupError> {
     if !path.exists() {
         return Ok(());

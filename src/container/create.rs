@@ -49,6 +49,8 @@ pub struct Created {
 struct Undo<'a> {
     dir: &'a ContainerDir,
     cgroup: Option<PathBuf>,
+    /// The parents of the cgroup create made, from the top.
+    cgroup_made_from: Option<PathBuf>,
     child: Option<(i32, OwnedFd)>,
     /// The rootfs, and the mount id found there before, when the container
     /// shares this mount namespace (its mounts are made in it).
@@ -62,7 +64,11 @@ impl Undo<'_> {
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         }
         if let Some(cg) = self.cgroup.take() {
-            let _ = cgroups::remove(&cg);
+            if cgroups::remove(&cg).is_ok()
+                && let Some(top) = &self.cgroup_made_from
+            {
+                cgroups::remove_made_parents(&cg, top);
+            }
         }
         if let Some((rootfs, below)) = self.shared_rootfs.take() {
             crate::rootfs::detach_shared_rootfs(&rootfs, below);
@@ -111,6 +117,7 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
     let mut undo = Undo {
         dir: &dir,
         cgroup: None,
+        cgroup_made_from: None,
         child: None,
         shared_rootfs: plan
             .shares_mount_ns()
@@ -150,6 +157,7 @@ fn create_in(
             let cg = Cgroup::create(&mount, &rel)?;
             if cg.created {
                 undo.cgroup = Some(cg.path.clone());
+                undo.cgroup_made_from = cg.made_from.clone();
             }
             // Limits are in place before the process exists.
             let writes = cgroups::effective_writes(&mount, &plan.cgroup_writes);
@@ -291,10 +299,14 @@ fn create_in(
     }
 
     loop {
+        // runtime.md: hooks are steps 3-5 of the lifecycle, after the
+        // environment is made (step 2), when the status is `created`; the
+        // seccomp agent, told during step 2, sees `creating`. runc gives
+        // `creating` to the hooks too; crun and the OCI suite, `created`.
         let hook_state = HookState {
             oci_version: &plan.oci_version,
             id: &plan.id,
-            status: "creating",
+            status: "created",
             pid,
             bundle: &plan.bundle,
             annotations: &plan.annotations,
@@ -313,7 +325,11 @@ fn create_in(
                         "seccomp listener fd: missing or not asked for".into(),
                     ));
                 };
-                crate::seccomp::send_to_listener(l, &hook_state, &fd)
+                let agent_state = HookState {
+                    status: "creating",
+                    ..hook_state
+                };
+                crate::seccomp::send_to_listener(l, &agent_state, &fd)
                     .map_err(|e| Error::Config(e.to_string()))?;
             }
             Ok(Msg::Pid(init)) => {
@@ -358,6 +374,7 @@ fn create_in(
         annotations: plan.annotations.clone(),
         cgroup: cgroup.as_ref().map(|c| c.path.clone()),
         cgroup_owned: cgroup.as_ref().is_some_and(|c| c.created),
+        cgroup_made_from: cgroup.as_ref().and_then(|c| c.made_from.clone()),
         shared_pid_ns: !plan.ns.has(CloneFlags::CLONE_NEWPID),
         shared_mounts_above: undo
             .shared_rootfs

@@ -71,6 +71,9 @@ pub fn destroy(dir: &ContainerDir, st: &State) -> Result<Vec<String>, Error> {
         }
         if st.cgroup_owned {
             crate::cgroups::remove(cg)?;
+            if let Some(top) = &st.cgroup_made_from {
+                crate::cgroups::remove_made_parents(cg, top);
+            }
         }
     }
     if let Some(below) = st.shared_mounts_above {

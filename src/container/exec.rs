@@ -225,13 +225,7 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
     let cgroup = st
         .cgroup
         .as_ref()
-        .map(|p| {
-            crate::cgroups::Cgroup {
-                path: p.clone(),
-                created: false,
-            }
-            .open()
-        })
+        .map(|p| crate::cgroups::Cgroup::existing(p).open())
         .transpose()?;
 
     let sfd = if a.detach {

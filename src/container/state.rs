@@ -89,6 +89,10 @@ pub struct State {
     /// Whether husk created the cgroup (and so removes it on delete).
     #[serde(default)]
     pub cgroup_owned: bool,
+    /// The topmost parent directory of the cgroup that create made (removed
+    /// on delete too, as far as empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_made_from: Option<PathBuf>,
     /// Whether the init shares the host's pid namespace (then delete must kill
     /// every process of the container, not only the init).
     #[serde(default)]
@@ -406,6 +410,7 @@ mod tests {
             annotations: HashMap::new(),
             cgroup: None,
             cgroup_owned: false,
+            cgroup_made_from: None,
             shared_pid_ns: false,
             shared_mounts_above: None,
             poststop: vec![],

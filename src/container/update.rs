@@ -150,11 +150,7 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
         rules.extend(cgroups::devices::default_allowed(&[]));
         let (default, exceptions) = cgroups::devices::effective(&rules);
         let prog = cgroups::devices::program(default, &exceptions);
-        let fd = cgroups::Cgroup {
-            path: cg.clone(),
-            created: false,
-        }
-        .open()?;
+        let fd = cgroups::Cgroup::existing(cg).open()?;
         cgroups::devices::attach(std::os::fd::AsFd::as_fd(&fd), &prog).map_err(|e| {
             Error::Os(
                 "linux.resources.devices: attach the device eBPF program".into(),

@@ -182,7 +182,7 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
         chan.expect(Msg::HooksDone).map_err(sync_err)?;
     }
     let create_container = plan.hooks.create_container().clone().unwrap_or_default();
-    hooks::run("createContainer", &create_container, &state("creating"))?;
+    hooks::run("createContainer", &create_container, &state("created"))?;
 
     if shared_mount_ns {
         rootfs::chroot_into(&plan.rootfs)?;

@@ -104,6 +104,27 @@ sleep 1
 husk delete count
 [ ! -d "$(cg count)" ] && ok "delete: the cgroup is gone" || no "delete: cgroup left" "$(cg count)"
 
+# The runtime-tools programs husk fails on the hybrid host for the host's
+# reasons (copied in when the suite was built): on this pure v2 host husk
+# must apply each config (create succeeds), and what fails must be only the
+# suite's own cgroup lookup ("not ok - find pids cgroup", "# cgroupv2 is not
+# supported yet").
+for t in /rt/bin/*.t; do
+  [ -e "$t" ] || continue
+  n=$(basename "$t" .t)
+  (cd /rt && RUNTIME=/bin/husk timeout 120 "$t") > "/tmp/rt-$n.tap" 2>&1
+  if grep -q "failed to create the container" "/tmp/rt-$n.tap"; then
+    no "runtime-tools $n: husk applies the config" "$(grep -A2 'failed to create' "/tmp/rt-$n.tap" | head -3 | tr '\n' ' ')"
+  elif grep -q '^ok ' "/tmp/rt-$n.tap" && ! grep -q '^not ok ' "/tmp/rt-$n.tap"; then
+    ok "runtime-tools $n: passes"
+  elif grep -q '^# cgroupv2 is not supported yet' "/tmp/rt-$n.tap" &&
+    ! grep '^not ok' "/tmp/rt-$n.tap" | grep -qv ' - find [a-z]* *cgroup$\| - find devices$'; then
+    ok "runtime-tools $n: husk applies the config; the suite cannot read cgroup v2"
+  else
+    no "runtime-tools $n" "$(grep -A3 '^not ok' "/tmp/rt-$n.tap" | head -8 | tr '\n' ' ')"
+  fi
+done
+
 echo "vm-suite: $pass passed, $fail failed"
 
 # The conformance suite against husk on a pure cgroup v2 host: here the

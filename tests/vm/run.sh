@@ -51,6 +51,20 @@ cp tests/vm/init "$root/init"
 cp tests/vm/guest.sh "$root/guest.sh"
 chmod +x "$root/init"
 python3 tests/vm/make-bundles.py "$root/bundles"
+# The OCI runtime-tools programs husk fails on the hybrid host for the host's
+# reasons (conformance/runtime-tools-known.txt, WHERE=host), when the suite
+# was built (conformance/runtime-tools.sh): the guest runs them against husk.
+rt=target/runtime-tools/src/runtime-tools
+if [ -x "$rt/runtimetest" ]; then
+  mkdir -p "$root/rt/bin"
+  cp "$rt/runtimetest" "$root/rt/"
+  # The suite runs `tar -xf rootfs-amd64.tar.gz`; busybox's tar does not
+  # detect gzip, so the guest gets it uncompressed under that name.
+  gzip -dc "$rt/rootfs-amd64.tar.gz" > "$root/rt/rootfs-amd64.tar.gz"
+  for p in $(awk '!/^#/ && $2 == "host" {print $1}' conformance/runtime-tools-known.txt); do
+    cp "$rt/bin/$p.t" "$root/rt/bin/"
+  done
+fi
 cmdline='console=ttyS0 quiet panic=-1 HUSK_CONFORMANCE=1'
 if [ $mode = bench ]; then
   cp "$bin/husk-bench" "$bin/bench-floor" "$root/bin/"
