@@ -63,12 +63,11 @@ impl Undo<'_> {
             let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         }
-        if let Some(cg) = self.cgroup.take() {
-            if cgroups::remove(&cg).is_ok()
-                && let Some(top) = &self.cgroup_made_from
-            {
-                cgroups::remove_made_parents(&cg, top);
-            }
+        if let Some(cg) = self.cgroup.take()
+            && cgroups::remove(&cg).is_ok()
+            && let Some(top) = &self.cgroup_made_from
+        {
+            cgroups::remove_made_parents(&cg, top);
         }
         if let Some((rootfs, below)) = self.shared_rootfs.take() {
             crate::rootfs::detach_shared_rootfs(&rootfs, below);
