@@ -27,6 +27,10 @@ command -v nft >/dev/null || need_apt+=(nftables)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v nsenter >/dev/null || need_apt+=(util-linux)
 command -v iperf3 >/dev/null || need_apt+=(iperf3)
+# runc and crun are the references: tests/dropin.rs runs the configs they
+# generate under them and under husk, and the OCI suite runs against all three.
+command -v runc >/dev/null || need_apt+=(runc)
+command -v crun >/dev/null || need_apt+=(crun)
 # podman drives husk (through conmon) and husk-net (as a CNI plugin) in one
 # end-to-end test, as users of either would.
 command -v podman >/dev/null || need_apt+=(podman)

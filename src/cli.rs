@@ -238,11 +238,18 @@ pub fn main() -> i32 {
         logger.error("no command given; see husk --help");
         return 2;
     };
+    // runc's exec exits 255 on any failure of its own, so a caller can tell
+    // it from the program's exit status.
+    let failed = if matches!(cmd, Cmd::Exec { .. }) {
+        255
+    } else {
+        1
+    };
     match dispatch(&cli.root, cli.systemd_cgroup, cmd, &logger) {
         Ok(code) => code,
         Err(e) => {
             logger.error(&e.to_string());
-            1
+            failed
         }
     }
 }

@@ -133,7 +133,24 @@ pub struct CapSets {
     pub effective: u64,
     pub permitted: u64,
     pub inheritable: u64,
+    /// Only what the kernel lets be raised: ambient capabilities must be
+    /// permitted and inheritable too.
     pub ambient: u64,
+    /// Ambient capabilities the config asked for that are not both
+    /// permitted and inheritable: not raised, with a warning, as runc does
+    /// (`runc spec` writes ambient without inheritable).
+    pub ambient_dropped: u64,
+}
+
+impl CapSets {
+    /// Names of the capabilities in `mask` (`CAP_KILL`, …).
+    pub fn names(mask: u64) -> Vec<String> {
+        caps::all()
+            .into_iter()
+            .filter(|c| mask & c.bitmask() != 0)
+            .map(|c| c.to_string())
+            .collect()
+    }
 }
 
 /// The user process of the container (or of an exec).
@@ -914,13 +931,20 @@ pub fn process_plan(
     }
     let caps = match p.capabilities() {
         None => None,
-        Some(c) => Some(CapSets {
-            bounding: cap_mask(c.bounding(), &format!("{base}.capabilities.bounding"))?,
-            effective: cap_mask(c.effective(), &format!("{base}.capabilities.effective"))?,
-            permitted: cap_mask(c.permitted(), &format!("{base}.capabilities.permitted"))?,
-            inheritable: cap_mask(c.inheritable(), &format!("{base}.capabilities.inheritable"))?,
-            ambient: cap_mask(c.ambient(), &format!("{base}.capabilities.ambient"))?,
-        }),
+        Some(c) => {
+            let permitted = cap_mask(c.permitted(), &format!("{base}.capabilities.permitted"))?;
+            let inheritable =
+                cap_mask(c.inheritable(), &format!("{base}.capabilities.inheritable"))?;
+            let ambient = cap_mask(c.ambient(), &format!("{base}.capabilities.ambient"))?;
+            Some(CapSets {
+                bounding: cap_mask(c.bounding(), &format!("{base}.capabilities.bounding"))?,
+                effective: cap_mask(c.effective(), &format!("{base}.capabilities.effective"))?,
+                permitted,
+                inheritable,
+                ambient: ambient & permitted & inheritable,
+                ambient_dropped: ambient & !(permitted & inheritable),
+            })
+        }
     };
     let mut rlimits = Vec::new();
     let mut seen = Vec::new();

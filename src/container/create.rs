@@ -16,7 +16,7 @@ use crate::bundle::Bundle;
 use crate::cgroups::{self, Cgroup};
 use crate::hooks::{self, HookState};
 use crate::init::{self, Prepared};
-use crate::plan::{CreateOptions, Plan};
+use crate::plan::{CapSets, CreateOptions, Plan};
 use crate::process::clone::{Forked, clone3, pidfd_send_signal};
 use crate::process::sync::{self, Msg};
 
@@ -260,6 +260,7 @@ fn create_in(
         idmap_userns,
         unshare,
         traces,
+        own_cgroup: cgroup.as_ref().map(|c| c.path.clone()),
     };
     let cloned = clone3(
         clone_flags.bits() as u64,
@@ -399,6 +400,13 @@ fn create_in(
             .iter()
             .flat_map(|s| &s.skipped)
             .map(|n| format!("linux.seccomp: unknown syscall {n:?} skipped"))
+            .chain(plan.process.caps.iter().filter(|c| c.ambient_dropped != 0).map(|c| {
+                format!(
+                    "process.capabilities.ambient: {} not raised: an ambient capability must be \
+                     permitted and inheritable too",
+                    CapSets::names(c.ambient_dropped).join(", ")
+                )
+            }))
             .collect(),
         pidfd,
     })

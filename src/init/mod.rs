@@ -32,6 +32,9 @@ pub struct Prepared {
     pub unshare: CloneFlags,
     /// Where `create`'s command line and environment are, to wipe.
     pub traces: crate::process::hide::Traces,
+    /// The container's cgroup directory as the host sees it: a cgroup mount
+    /// without a cgroup namespace shows only this.
+    pub own_cgroup: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +155,16 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     let shared_mount_ns = plan.shares_mount_ns();
     rootfs::prepare(plan)?;
     let root = rootfs::open_root(&plan.rootfs)?;
-    let deferred_proc = rootfs::mount_all(plan, &root, in_userns, &prep.idmap_userns, late_pid)?;
+    let deferred_proc = rootfs::mount_all(
+        plan,
+        &root,
+        rootfs::MountCtx {
+            in_userns,
+            idmap_userns: &prep.idmap_userns,
+            own_cgroup: prep.own_cgroup.as_deref(),
+        },
+        late_pid,
+    )?;
     rootfs::create_devices(&plan.devices, &root, in_userns)?;
     rootfs::dev_symlinks(&root)?;
     drop(root);

@@ -36,8 +36,23 @@ pub enum ExecError {
     Cwd { cwd: PathBuf, errno: Errno },
     #[error("exec: {0:?}: executable file not found in $PATH")]
     NotFound(String),
-    #[error("exec: {path:?}: {errno}")]
+    /// runc's wording (Go's), which engines match: Docker maps "no such file
+    /// or directory" to exit 127 and "permission denied" to 126.
+    #[error("exec: {path:?}: {}", go_errno(*errno))]
     Exec { path: String, errno: Errno },
+    #[error("exec: {path:?}: stat {path}: {}", go_errno(*errno))]
+    Stat { path: String, errno: Errno },
+}
+
+/// An errno as Go prints it (and so runc): strerror with a lowercase first
+/// letter, "no such file or directory", "permission denied".
+pub fn go_errno(e: Errno) -> String {
+    let d = e.desc();
+    let mut c = d.chars();
+    match c.next() {
+        Some(first) => first.to_lowercase().chain(c).collect(),
+        None => format!("errno {}", e as i32),
+    }
 }
 
 type Result<T> = std::result::Result<T, ExecError>;
@@ -224,15 +239,24 @@ pub fn chdir_cwd(p: &ProcessPlan) -> Result<()> {
     nix::unistd::fchdir(&dir).map_err(err)
 }
 
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    match std::fs::metadata(path) {
-        Ok(m) => m.is_file() && m.permissions().mode() & 0o111 != 0,
-        Err(_) => false,
+/// Whether `path` is a file this process may execute: not a directory, and
+/// execute permission for the process's ids (access(2), which also sees a
+/// noexec mount), as runc checks at create. The ids are the process's own
+/// by now (real and effective alike), and access(2) is the faccessat that
+/// older seccomp profiles allow (Docker's before 20.10 lack faccessat2,
+/// which AT_EACCESS needs).
+fn is_executable(path: &Path) -> std::result::Result<(), Errno> {
+    let m = nix::sys::stat::stat(path)?;
+    if m.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        return Err(Errno::EACCES);
     }
+    nix::unistd::access(path, nix::unistd::AccessFlags::X_OK)
 }
 
-/// Finds args[0] as exec(3p) with PATH would, from the process's own PATH.
+/// Finds args[0] as exec(3p) with PATH would, from the process's own PATH,
+/// and checks it can be executed, so a missing or non-executable program
+/// fails `create` (where engines read the error), not the container after
+/// `start`. The errors are runc's.
 pub fn find_executable(p: &ProcessPlan) -> Result<CString> {
     let arg0 = OsStr::from_bytes(p.args[0].to_bytes());
     let name = arg0.to_string_lossy().into_owned();
@@ -243,22 +267,19 @@ pub fn find_executable(p: &ProcessPlan) -> Result<CString> {
         } else {
             p.cwd.join(path)
         };
-        return match std::fs::metadata(&full) {
-            Err(e) => Err(ExecError::Exec {
+        return match is_executable(&full) {
+            Ok(()) => Ok(p.args[0].clone()),
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Err(ExecError::Stat {
                 path: name,
-                errno: Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)),
+                errno: Errno::ENOENT,
             }),
-            Ok(m) if m.is_dir() => Err(ExecError::Exec {
-                path: name,
-                errno: Errno::EISDIR,
-            }),
-            Ok(_) => Ok(p.args[0].clone()),
+            Err(errno) => Err(ExecError::Exec { path: name, errno }),
         };
     }
     for dir in p.path.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
         let cand = Path::new(dir).join(arg0);
-        if is_executable(&cand) {
+        if is_executable(&cand).is_ok() {
             return CString::new(cand.as_os_str().as_bytes())
                 .map_err(|_| ExecError::NotFound(name.clone()));
         }

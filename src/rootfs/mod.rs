@@ -135,14 +135,22 @@ pub fn open_root(rootfs: &Path) -> Result<OwnedFd> {
     .map_err(fail("open rootfs", rootfs))
 }
 
+/// What the mounts need to know beyond the plan.
+#[derive(Clone, Copy)]
+pub struct MountCtx<'a> {
+    pub in_userns: bool,
+    /// For mount i, the user namespace of its id mapping, if it is
+    /// id-mapped (made by the parent, which sees the host's pids).
+    pub idmap_userns: &'a [Option<OwnedFd>],
+    /// The container's cgroup directory on the host.
+    pub own_cgroup: Option<&'a Path>,
+}
+
 /// Makes every configured mount, in order.
-/// `idmap_userns[i]` is the user namespace for mount i when it is id-mapped
-/// (made by the parent, which sees the host's pids).
 pub fn mount_all(
     plan: &Plan,
     root: &OwnedFd,
-    in_userns: bool,
-    idmap_userns: &[Option<OwnedFd>],
+    ctx: MountCtx<'_>,
     defer_proc: bool,
 ) -> Result<Vec<DeferredProc>> {
     let mut deferred = Vec::new();
@@ -154,8 +162,8 @@ pub fn mount_all(
             });
             continue;
         }
-        let userns = idmap_userns.get(i).and_then(|u| u.as_ref());
-        mount_one(m, root, in_userns, &plan.ns, userns)?;
+        let userns = ctx.idmap_userns.get(i).and_then(|u| u.as_ref());
+        mount_one(m, root, ctx, &plan.ns, userns)?;
     }
     Ok(deferred)
 }
@@ -224,12 +232,36 @@ fn fs_mount_args(m: &MountPlan) -> (std::ffi::OsString, &str, MsFlags, Option<&s
 fn mount_one(
     m: &MountPlan,
     root: &OwnedFd,
-    in_userns: bool,
+    ctx: MountCtx<'_>,
     ns: &crate::plan::NamespacePlan,
     userns: Option<&OwnedFd>,
 ) -> Result<()> {
+    let in_userns = ctx.in_userns;
     let step = |what: &str| format!("{}: {what}", m.field);
     let o = &m.options;
+    // A cgroup mount without a cgroup namespace: a fresh cgroup2 would show
+    // every other container's cgroup; the container gets its own directory
+    // only, as runc binds its own cgroups.
+    if (m.fstype == "cgroup" || m.fstype == "cgroup2")
+        && !ns.has(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        && let Some(own) = ctx.own_cgroup.filter(|p| p.is_dir())
+    {
+        let target = create_in_root(root, &m.destination, Kind::Dir)
+            .map_err(fail(step("create mount point"), &m.destination))?;
+        mount(
+            Some(own),
+            &proc_fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(fail(step("bind the container's cgroup"), &m.destination))?;
+        let target =
+            open_in_root(root, &m.destination).map_err(fail(step("reopen"), &m.destination))?;
+        let flags = o.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        return remount_bind(&proc_fd_path(&target), flags)
+            .map_err(fail(step("remount the cgroup bind"), &m.destination));
+    }
     if o.is_bind() {
         let src = m.source.as_deref().unwrap_or(Path::new(""));
         let src_meta = std::fs::metadata(src).map_err(|e| RootfsError {
