@@ -35,11 +35,23 @@ command -v crun >/dev/null || need_apt+=(crun)
 # end-to-end test, as users of either would.
 command -v podman >/dev/null || need_apt+=(podman)
 
+# Docker drives husk in tests/docker.rs, with a dockerd of the test's own in
+# namespaces of its own: the package's service must not start on the host.
+[ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || need_apt+=(docker.io)
+
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
+  # No service a package brings (docker's, containerd's) is started.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
 fi
 
 if ! command -v cargo >/dev/null; then

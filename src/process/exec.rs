@@ -23,7 +23,7 @@ pub enum ExecError {
         hard: u64,
         errno: Errno,
     },
-    #[error("{field}: {errno}")]
+    #[error("{field}: {}", go_errno(*errno))]
     Step { field: &'static str, errno: Errno },
     #[error("process.user: uid {uid} gid {gid} groups {groups:?}: {errno}")]
     User {
@@ -187,7 +187,9 @@ pub fn set_caps(caps: &CapSets) -> Result<()> {
     ];
     // SAFETY: a v3 header and two data elements, as capset(2) requires.
     if unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) } != 0 {
-        return Err(step("process.capabilities")(Errno::last()));
+        return Err(step("process.capabilities: unable to apply caps")(
+            Errno::last(),
+        ));
     }
     // SAFETY: prctl with integer arguments.
     if unsafe {
