@@ -51,7 +51,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   apt-get update -qq
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
-  [ -n "$own_policy" ] && rm -f /usr/sbin/policy-rc.d
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -70,7 +70,7 @@ impl Dockerd {
             std::thread::sleep(Duration::from_millis(200));
         }
         // An image of the test rootfs (there is no registry to pull from).
-        let tar = Command::new("tar")
+        let mut tar = Command::new("tar")
             .arg("-C")
             .arg(rootfs())
             .args(["-c", "."])
@@ -79,11 +79,11 @@ impl Dockerd {
             .unwrap();
         let st = d
             .docker_cmd(&["import", "-", "bb:husk"])
-            .stdin(tar.stdout.unwrap())
+            .stdin(tar.stdout.take().unwrap())
             .stdout(Stdio::null())
             .status()
             .unwrap();
-        assert!(st.success(), "docker import");
+        assert!(tar.wait().unwrap().success() && st.success(), "docker import");
         d
     }
 
