@@ -182,9 +182,14 @@ impl Containerd {
 
     /// `ctr run` with husk as the runtime binary.
     fn run(&self, flags: &[&str], id: &str, cmd: &[&str]) -> Output {
-        self.ids.borrow_mut().push(id.to_string());
         let wrapper = self.wrapper.to_str().unwrap().to_string();
-        let mut args = vec!["run", "--runc-binary", &wrapper];
+        self.run_with(&wrapper, flags, id, cmd)
+    }
+
+    /// `ctr run` with `binary` as the runtime.
+    fn run_with(&self, binary: &str, flags: &[&str], id: &str, cmd: &[&str]) -> Output {
+        self.ids.borrow_mut().push(id.to_string());
+        let mut args = vec!["run", "--runc-binary", binary];
         args.extend_from_slice(flags);
         args.push(IMAGE);
         args.push(id);
@@ -308,6 +313,37 @@ fn containerd_runs_husk_through_the_runc_shim() {
         stdout(&o),
         stderr(&o)
     );
+
+    // The config containerd writes (its defaults, and with --privileged,
+    // --cap-add, --read-only, --mount, --env, --user) runs under husk as under
+    // runc: the process sees the same ids, capabilities, devices and mounts
+    // (bar /sys/fs/cgroup, which runc lays out for v1 on this hybrid host,
+    // and the root, whose snapshot differs). husk's masks (an empty
+    // read-only tmpfs) are nosuid,nodev,noexec too; runc's only ro.
+    let probe = "id; grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status; ls /dev | sort | tr '\\n' ' '; \
+        awk '{print $2, $3, $4}' /proc/self/mounts | grep -v '^/sys/fs/cgroup\\|^/ ' | \
+        sed 's/,size=[0-9k]*//; s/,nr_inodes=[0-9]*//; s/^\\(.* tmpfs ro\\),nosuid,nodev,noexec/\\1/' | \
+        sort; echo \"$HELLO\"";
+    let share = c.dir.join("share");
+    fs::create_dir_all(&share).unwrap();
+    let mount = format!("type=bind,src={},dst=/share,options=rbind:ro", share.display());
+    let variants: [&[&str]; 4] = [
+        &["--rm"],
+        &["--rm", "--cap-add", "CAP_NET_ADMIN", "--read-only", "--env", "HELLO=there"],
+        &["--rm", "--mount", &mount, "--user", "1000:1000"],
+        &["--rm", "--privileged"],
+    ];
+    for (i, flags) in variants.iter().enumerate() {
+        let runc = c.run_with("/usr/sbin/runc", flags, &format!("cmp-runc-{i}"), &["sh", "-c", probe]);
+        let husk = c.run(flags, &format!("cmp-husk-{i}"), &["sh", "-c", probe]);
+        assert_eq!(
+            (husk.status.code(), stdout(&husk)),
+            (runc.status.code(), stdout(&runc)),
+            "ctr run {flags:?}: husk (left) and runc (right) differ: {}{}",
+            stderr(&husk),
+            stderr(&runc)
+        );
+    }
 
     // A failing create reports husk's own error through containerd.
     let o = c.run(&["--rm"], "missing", &["/no/such/program"]);
