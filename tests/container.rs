@@ -581,3 +581,37 @@ echo "$after" > {dir}/prop-after
         "the runtime's / changed propagation"
     );
 }
+
+#[test]
+fn tmpcopyup_starts_a_tmpfs_with_what_it_covers() {
+    // podman's --read-only mounts /run, /tmp and /var/tmp as tmpfs with
+    // `tmpcopyup` (runc's and crun's extension): the tmpfs starts with a copy
+    // of the image's directory, modes, owners and links as they were (a
+    // link is copied as a link, never followed), and writes stay in it.
+    let mut b = Bundle::sh(
+        "stat -c '%a %u %n' /run/d /run/d/f; cat /run/d/f; readlink /run/link; \
+         echo new > /run/d/g && cat /run/d/g",
+    );
+    let rootfs = b.own_rootfs();
+    fs::create_dir_all(rootfs.join("run/d")).unwrap();
+    fs::write(rootfs.join("run/d/f"), "image data\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(rootfs.join("run/d"), fs::Permissions::from_mode(0o750)).unwrap();
+    fs::set_permissions(rootfs.join("run/d/f"), fs::Permissions::from_mode(0o604)).unwrap();
+    std::os::unix::fs::chown(rootfs.join("run/d/f"), Some(1000), Some(1000)).unwrap();
+    std::os::unix::fs::symlink("/etc/shadow-of-the-host", rootfs.join("run/link")).unwrap();
+    b.config["root"]["readonly"] = json!(true);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/run", "type": "tmpfs", "source": "tmpfs",
+        "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]}));
+    b.write();
+    let out = run_ok(&b, "copyup");
+    assert_eq!(
+        out,
+        "750 0 /run/d\n604 1000 /run/d/f\nimage data\n/etc/shadow-of-the-host\nnew\n"
+    );
+    assert!(
+        !rootfs.join("run/d/g").exists(),
+        "a write reached the image"
+    );
+}

@@ -326,15 +326,30 @@ fn containerd_runs_husk_through_the_runc_shim() {
         sort; echo \"$HELLO\"";
     let share = c.dir.join("share");
     fs::create_dir_all(&share).unwrap();
-    let mount = format!("type=bind,src={},dst=/share,options=rbind:ro", share.display());
+    let mount = format!(
+        "type=bind,src={},dst=/share,options=rbind:ro",
+        share.display()
+    );
     let variants: [&[&str]; 4] = [
         &["--rm"],
-        &["--rm", "--cap-add", "CAP_NET_ADMIN", "--read-only", "--env", "HELLO=there"],
+        &[
+            "--rm",
+            "--cap-add",
+            "CAP_NET_ADMIN",
+            "--read-only",
+            "--env",
+            "HELLO=there",
+        ],
         &["--rm", "--mount", &mount, "--user", "1000:1000"],
         &["--rm", "--privileged"],
     ];
     for (i, flags) in variants.iter().enumerate() {
-        let runc = c.run_with("/usr/sbin/runc", flags, &format!("cmp-runc-{i}"), &["sh", "-c", probe]);
+        let runc = c.run_with(
+            "/usr/sbin/runc",
+            flags,
+            &format!("cmp-runc-{i}"),
+            &["sh", "-c", probe],
+        );
         let husk = c.run(flags, &format!("cmp-husk-{i}"), &["sh", "-c", probe]);
         assert_eq!(
             (husk.status.code(), stdout(&husk)),

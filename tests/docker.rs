@@ -83,7 +83,10 @@ impl Dockerd {
             .stdout(Stdio::null())
             .status()
             .unwrap();
-        assert!(tar.wait().unwrap().success() && st.success(), "docker import");
+        assert!(
+            tar.wait().unwrap().success() && st.success(),
+            "docker import"
+        );
         d
     }
 

@@ -790,7 +790,7 @@ impl Podman<'_> {
             dir.join("containers.conf"),
             format!(
                 "[engine]\nruntime = \"husk\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
-                 [engine.runtimes]\nhusk = [\"{husk}\"]\n\
+                 [engine.runtimes]\nhusk = [\"{husk}\"]\nrunc = [\"/usr/sbin/runc\"]\n\
                  [network]\nnetwork_backend = \"cni\"\nnetwork_config_dir = \"{netd}\"\n\
                  cni_plugin_dirs = [\"{bin}\"]\ndefault_network = \"husknet\"\n\
                  [containers]\npids_limit = 0\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n",
@@ -897,6 +897,51 @@ fn podman_runs_husk_containers_on_a_husk_net_network() {
         common::stderr(&o)
     );
     assert_eq!(o.status.code(), Some(3));
+
+    // The configs podman writes run under husk as under runc: the same ids,
+    // capabilities, devices and mounts with their options (bar the v1
+    // cgroup layout runc makes on this hybrid host, the root's storage path,
+    // and husk's masks being nosuid,nodev,noexec as well as ro).
+    let probe = "id; grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status; ls /dev | sort | tr '\\n' ' '; \
+        awk '{print $2, $3, $4}' /proc/self/mounts | grep -v '^/sys/fs/cgroup\\|^/ ' | \
+        sed 's/,size=[0-9k]*//; s/,nr_inodes=[0-9]*//; s/^\\(.* tmpfs ro\\),nosuid,nodev,noexec/\\1/' | \
+        sort";
+    let variants: [&[&str]; 4] = [
+        &[],
+        &["--network", "none", "--cap-add", "NET_ADMIN", "--read-only"],
+        &[
+            "--network",
+            "none",
+            "--user",
+            "1000:1000",
+            "--tmpfs",
+            "/scratch",
+        ],
+        &[
+            "--network",
+            "none",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges",
+        ],
+    ];
+    for flags in variants {
+        let run = |runtime: &str| {
+            let mut args = vec!["run", "--rm", "--runtime", runtime];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&["localhost/husk-bb", "sh", "-c", probe]);
+            p.cmd(&args).output().unwrap()
+        };
+        let (r, k) = (run("runc"), run("husk"));
+        assert_eq!(
+            (k.status.code(), stdout(&k)),
+            (r.status.code(), stdout(&r)),
+            "podman run {flags:?}: husk (left) and runc (right) differ: {}{}",
+            common::stderr(&k),
+            common::stderr(&r)
+        );
+    }
 
     // A web server published on host port 8090.
     let id = p.ok(&[

@@ -2,6 +2,7 @@
 //! rootfs bound onto itself, every configured mount at a path resolved inside
 //! it, device nodes, pivot_root, then masked and read-only paths.
 
+pub mod copyup;
 pub mod options;
 pub mod resolve;
 
@@ -302,6 +303,14 @@ fn mount_one(
             .map_err(fail(step("create mount point"), &m.destination))?
     };
     let tpath = proc_fd_path(&target);
+    // What the mount will cover, still reachable through this descriptor.
+    let covered = match o.copy_up {
+        true => Some(
+            copyup::open_dir(&target, std::ffi::OsStr::new("."))
+                .map_err(fail(step("open the directory to copy up"), &m.destination))?,
+        ),
+        false => None,
+    };
     let (source, fstype, flags, data) = fs_mount_args(m);
     let r = mount(Some(source.as_os_str()), &tpath, Some(fstype), flags, data);
     match r {
@@ -326,6 +335,15 @@ fn mount_one(
                 .map_err(fail(step("remount /sys"), &m.destination))?;
         }
         Err(e) => return Err(fail(step(&format!("mount {fstype}")), &m.destination)(e)),
+    }
+    if let Some(covered) = covered {
+        let mounted = open_in_root(root, &m.destination)
+            .and_then(|t| copyup::open_dir(&t, std::ffi::OsStr::new(".")))
+            .map_err(fail(step("reopen"), &m.destination))?;
+        copyup::copy_tree(&covered, &mounted).map_err(fail(
+            step("tmpcopyup: copy what the mount covers"),
+            &m.destination,
+        ))?;
     }
     if !needs_finish(m) {
         return Ok(());

@@ -29,6 +29,10 @@ pub struct MountOptions {
     pub rec_clear: u64,
     /// `idmap` / `ridmap`: an id-mapped mount (recursive for `ridmap`).
     pub idmap: Option<bool>,
+    /// `tmpcopyup` (runc's and crun's extension, which podman writes for
+    /// `--read-only`'s tmpfs mounts): the new tmpfs starts with a copy of
+    /// what the directory it covers held.
+    pub copy_up: bool,
     /// Options that are not flags, joined with commas, for the filesystem.
     pub data: String,
 }
@@ -41,6 +45,7 @@ impl Default for MountOptions {
             rec_set: 0,
             rec_clear: 0,
             idmap: None,
+            copy_up: false,
             data: String::new(),
         }
     }
@@ -135,6 +140,8 @@ pub fn parse(options: &[String]) -> MountOptions {
             o.idmap = Some(false);
         } else if opt == "ridmap" {
             o.idmap = Some(true);
+        } else if opt == "tmpcopyup" {
+            o.copy_up = true;
         } else {
             data.push(opt);
         }
