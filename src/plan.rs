@@ -15,7 +15,7 @@ use oci_spec::runtime::{
 use crate::rootfs::options::{self, MountOptions};
 
 /// An invalid or unsupported configuration, naming the JSON path of the field.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{field}: {msg}")]
 pub struct PlanError {
     pub field: String,
@@ -203,8 +203,15 @@ pub struct Plan {
     pub process: ProcessPlan,
     pub hooks: Hooks,
     pub cgroups_path: Option<PathBuf>,
-    /// Files to write in the container's cgroup (from `linux.resources`).
+    /// Files to write in the container's cgroup (from `linux.resources`), on
+    /// cgroup v2; or why the resources cannot be expressed there.
     pub cgroup_writes: Vec<crate::cgroups::resources::Write>,
+    pub cgroup_v2_error: Option<PlanError>,
+    /// The same resources as cgroup v1 writes (v1 and hybrid hosts); or why
+    /// they cannot be expressed there. Which applies is decided at create,
+    /// by the host's hierarchies.
+    pub cgroup_v1_writes: Vec<crate::cgroups::resources::Write>,
+    pub cgroup_v1_error: Option<PlanError>,
     /// The device program's default verdict and exceptions, if any device is
     /// restricted.
     pub device_rules: Option<(bool, Vec<crate::cgroups::devices::Rule>)>,
@@ -536,10 +543,18 @@ impl Plan {
         let time_offsets = time_offsets(&linux, &ns)?;
 
         let cgroups_path = linux.cgroups_path().clone();
-        let cgroup_writes = match linux.resources() {
-            Some(res) => cgroup_writes(res)?,
-            None => Vec::new(),
+        let (cgroup_writes, cgroup_v2_error) = match linux.resources() {
+            Some(res) => split(crate::cgroups::resources::writes(res)),
+            None => (Vec::new(), None),
         };
+        let (cgroup_v1_writes, cgroup_v1_error) = match linux.resources() {
+            Some(res) => split(crate::cgroups::v1_resources::writes(res)),
+            None => (Vec::new(), None),
+        };
+        // Refused only when neither kind of host could take them.
+        if let (Some(e), Some(_)) = (&cgroup_v2_error, &cgroup_v1_error) {
+            return Err(e.clone());
+        }
         let device_list = linux
             .resources()
             .as_ref()
@@ -611,6 +626,9 @@ impl Plan {
             hooks: spec.hooks().clone().unwrap_or_default(),
             cgroups_path,
             cgroup_writes,
+            cgroup_v2_error,
+            cgroup_v1_writes,
+            cgroup_v1_error,
             device_rules,
             devices_asked,
             seccomp,
@@ -811,14 +829,20 @@ fn sysctl_path(key: &str, ns: &NamespacePlan) -> Result<PathBuf, PlanError> {
     Ok(PathBuf::from(key.replace('.', "/")))
 }
 
-/// The cgroup writes `linux.resources` asks for.
-fn cgroup_writes(
-    r: &oci_spec::runtime::LinuxResources,
-) -> Result<Vec<crate::cgroups::resources::Write>, PlanError> {
-    crate::cgroups::resources::writes(r).map_err(|e| PlanError {
-        field: e.field,
-        msg: e.msg,
-    })
+/// The writes, or the error naming the field.
+fn split(
+    r: Result<Vec<crate::cgroups::resources::Write>, crate::cgroups::resources::ResourceError>,
+) -> (Vec<crate::cgroups::resources::Write>, Option<PlanError>) {
+    match r {
+        Ok(w) => (w, None),
+        Err(e) => (
+            Vec::new(),
+            Some(PlanError {
+                field: e.field,
+                msg: e.msg,
+            }),
+        ),
+    }
 }
 
 /// The device program's default verdict and exceptions, unless nothing is

@@ -129,49 +129,86 @@ fn events_stream_ends_when_the_container_stops() {
     assert!(lines.iter().all(|l| l["type"] == "stats"));
 }
 
+/// The container's directory in the v1 hierarchy holding `controller`, if
+/// this host has one (v1 and hybrid hosts), from /proc/PID/cgroup.
+fn v1_dir(pid: i32, controller: &str) -> Option<std::path::PathBuf> {
+    let own = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    own.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        ctrls.split(',').any(|c| c == controller).then(|| {
+            std::path::Path::new("/sys/fs/cgroup")
+                .join(ctrls)
+                .join(path.trim_start_matches('/'))
+        })
+    })
+}
+
+fn has_v1(controller: &str) -> bool {
+    std::path::Path::new("/sys/fs/cgroup")
+        .join(controller)
+        .join("cgroup.procs")
+        .exists()
+}
+
 #[test]
-fn limits_without_a_controller_are_refused_with_the_field() {
-    // On a hybrid host the unified hierarchy has no memory controller: a limit
-    // must be an error naming the field, never silently dropped.
+fn limits_go_where_the_controller_is() {
+    // A pure v2 host applies a pids limit in the unified hierarchy; a v1 or
+    // hybrid host (this one) in the v1 pids hierarchy, as runc does. Never
+    // silently dropped.
     let controllers = fs::read_to_string(cgroup_root().join("cgroup.controllers")).unwrap();
-    let mut b = Bundle::sh("true");
-    b.config["linux"]["resources"] = json!({"pids": {"limit": 10}});
-    let (_c, o) = b.try_create("nolimit");
-    if controllers.split_whitespace().any(|c| c == "pids") {
-        // A pure cgroup v2 host: the limit is applied.
-        assert!(o.status.success(), "{}", stderr(&o));
-    } else {
-        assert!(!o.status.success());
-        let e = stderr(&o);
-        assert!(
-            e.contains("linux.resources.pids.limit") && e.contains("pids controller"),
-            "{e}"
+    let mut b = Bundle::sh("sleep 30");
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 10}, "memory": {"limit": 67108864}});
+    let c = b.create("limits");
+    if has_v1("pids") {
+        let pids = v1_dir(c.pid(), "pids").expect("not in the v1 pids hierarchy");
+        assert_eq!(
+            fs::read_to_string(pids.join("pids.max")).unwrap().trim(),
+            "10"
         );
-        assert!(!b.root.join("nolimit").exists());
-        assert!(!cgroup_root().join("husk/nolimit").exists());
+        let mem = v1_dir(c.pid(), "memory").expect("not in the v1 memory hierarchy");
+        assert_eq!(
+            fs::read_to_string(mem.join("memory.limit_in_bytes"))
+                .unwrap()
+                .trim(),
+            "67108864"
+        );
+        c.delete();
+        assert!(
+            !pids.exists() && !mem.exists(),
+            "delete left the v1 cgroups"
+        );
+    } else if controllers.split_whitespace().any(|c| c == "pids") {
+        assert_eq!(
+            fs::read_to_string(cgroup_root().join("husk/limits/pids.max"))
+                .unwrap()
+                .trim(),
+            "10"
+        );
+        c.delete();
     }
 }
 
 #[test]
-fn update_needs_the_controller() {
-    // Refused with the field on a hierarchy without the memory controller (this
-    // hybrid host); applied where the controller exists (a pure v2 host).
+fn update_applies_where_the_controller_is() {
     let controllers = fs::read_to_string(cgroup_root().join("cgroup.controllers")).unwrap();
     let b = Bundle::new(&["sleep", "60"]);
     let c = b.create("upd");
     c.ok(&["start"]);
-    let o = c.cmd(&["update", "--memory", "64m"]);
-    if controllers.split_whitespace().any(|c| c == "memory") {
-        assert!(o.status.success(), "{}", stderr(&o));
+    let o = c.cmd(&["update", "--memory", "64m", "--pids-limit", "20"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    if has_v1("memory") {
+        let mem = v1_dir(c.pid(), "memory").unwrap();
+        let max = fs::read_to_string(mem.join("memory.limit_in_bytes")).unwrap();
+        assert_eq!(max.trim(), "67108864");
+        let pids = v1_dir(c.pid(), "pids").unwrap();
+        assert_eq!(
+            fs::read_to_string(pids.join("pids.max")).unwrap().trim(),
+            "20"
+        );
+    } else if controllers.split_whitespace().any(|c| c == "memory") {
         let max = fs::read_to_string(cgroup_root().join("husk/upd/memory.max")).unwrap();
         assert_eq!(max.trim(), "67108864");
-    } else {
-        assert!(!o.status.success());
-        assert!(
-            stderr(&o).contains("linux.resources.memory.limit"),
-            "{}",
-            stderr(&o)
-        );
     }
     assert_eq!(c.status(), "running");
 }
@@ -305,4 +342,34 @@ fn delete_removes_the_parent_cgroups_create_made() {
     assert!(top_dir.join("mid/c").is_dir());
     cc.delete();
     assert!(!top_dir.exists(), "delete left {}", top_dir.display());
+}
+
+#[test]
+fn memory_and_pids_limits_are_enforced() {
+    // Wherever the controllers are (the v1 hierarchies on this hybrid host):
+    // an allocation past the memory limit is OOM-killed, and a fork loop
+    // stops at the pids limit.
+    let mut b = Bundle::sh("x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived");
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    b.write();
+    let o = b.run("oom");
+    assert!(
+        !stdout(&o).contains("survived"),
+        "the allocation was not stopped"
+    );
+    // Killed by the OOM killer (SIGKILL: 128 + 9), not refused at create.
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    // Each fork that works prints its number (echo is a builtin); busybox sh
+    // gives up at the first fork the limit refuses.
+    let mut b = Bundle::sh("i=0; while [ $i -lt 40 ]; do sleep 5 & i=$((i + 1)); echo $i; done");
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 10}});
+    b.write();
+    let o = b.run("pidsmax");
+    let forked = stdout(&o).lines().count();
+    // The shell and its sleeps: at most the limit, and the loop did fork.
+    assert!(
+        (1..10).contains(&forked),
+        "{forked} forks under a limit of 10: {}",
+        stderr(&o)
+    );
 }

@@ -793,7 +793,7 @@ impl Podman<'_> {
                  [engine.runtimes]\nhusk = [\"{husk}\"]\nrunc = [\"/usr/sbin/runc\"]\n\
                  [network]\nnetwork_backend = \"cni\"\nnetwork_config_dir = \"{netd}\"\n\
                  cni_plugin_dirs = [\"{bin}\"]\ndefault_network = \"husknet\"\n\
-                 [containers]\npids_limit = 0\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n",
+                 [containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n",
                 husk = common::husk_bin(),
                 netd = netd.display(),
                 bin = bin.display(),

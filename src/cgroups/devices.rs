@@ -147,6 +147,39 @@ pub fn effective(rules: &[Rule]) -> (bool, Vec<Rule>) {
     (default, exceptions)
 }
 
+/// The same policy as cgroup v1 `devices.deny` / `devices.allow` writes, in
+/// order: the default first (`a`, all devices), then each exception.
+pub fn v1_lines(default: bool, exceptions: &[Rule]) -> Vec<(&'static str, String)> {
+    let file = |allow: bool| {
+        if allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        }
+    };
+    let mut out = vec![(file(default), "a".to_string())];
+    for r in exceptions {
+        let kind = match r.kind {
+            Some(CHAR) => "c",
+            Some(BLOCK) => "b",
+            _ => "a",
+        };
+        let num = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());
+        let access: String = [(1, 'm'), (2, 'r'), (4, 'w')]
+            .iter()
+            .filter(|(bit, _)| r.access & bit != 0)
+            .map(|(_, c)| *c)
+            .collect();
+        let order = ['r', 'w', 'm'];
+        let access: String = order.iter().filter(|c| access.contains(**c)).collect();
+        out.push((
+            file(r.allow),
+            format!("{kind} {}:{} {access}", num(r.major), num(r.minor)),
+        ));
+    }
+    out
+}
+
 /// One eBPF instruction (struct bpf_insn).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 
 pub mod devices;
 pub mod resources;
+pub mod v1;
+pub mod v1_resources;
 
 use std::fs;
 use std::io::ErrorKind;

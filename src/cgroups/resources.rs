@@ -56,6 +56,11 @@ fn max_or(v: i64) -> String {
     }
 }
 
+/// cpu.shares held to the range the v1 kernel keeps them in (2..262144).
+pub fn shares_in_range(shares: u64) -> u64 {
+    shares.clamp(2, 262_144)
+}
+
 /// cpu.shares to cpu.weight (1..10000), as runc converts it. Shares are
 /// first held to v1's own range, 2..262144, as the v1 kernel holds them (runc's
 /// arithmetic wraps past it and writes a weight the kernel refuses).
@@ -63,7 +68,7 @@ pub fn shares_to_weight(shares: u64) -> u64 {
     if shares == 0 {
         return 0;
     }
-    let shares = shares.clamp(2, 262_144);
+    let shares = shares_in_range(shares);
     1 + ((shares - 2) * 9999) / 262_142
 }
 
@@ -219,24 +224,7 @@ pub fn writes(res: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
                 "real-time scheduling limits are not available on cgroup v2",
             );
         }
-        if let Some(cpus) = c.cpus().as_ref().filter(|s| !s.is_empty()) {
-            w(
-                &mut out,
-                "linux.resources.cpu.cpus",
-                "cpuset",
-                "cpuset.cpus",
-                cpus.clone(),
-            );
-        }
-        if let Some(mems) = c.mems().as_ref().filter(|s| !s.is_empty()) {
-            w(
-                &mut out,
-                "linux.resources.cpu.mems",
-                "cpuset",
-                "cpuset.mems",
-                mems.clone(),
-            );
-        }
+        cpuset_writes(c, &mut out);
     }
     if let Some(p) = res.pids()
         && p.limit() != 0
@@ -307,13 +295,7 @@ pub fn writes(res: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
         }
     }
     for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
-        let size = h.page_size();
-        if size.is_empty() || !size.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return bad(
-                &format!("linux.resources.hugepageLimits[{i}].pageSize"),
-                format!("invalid page size {size:?}"),
-            );
-        }
+        let size = page_size(i, h.page_size())?;
         w(
             &mut out,
             &format!("linux.resources.hugepageLimits[{i}]"),
@@ -322,25 +304,8 @@ pub fn writes(res: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
             max_or(h.limit()),
         );
     }
-    let mut rdma: Vec<_> = res.rdma().iter().flatten().collect();
-    rdma.sort_by(|a, b| a.0.cmp(b.0));
-    for (dev, r) in rdma {
-        let mut parts = Vec::new();
-        if let Some(h) = r.hca_handles() {
-            parts.push(format!("hca_handle={h}"));
-        }
-        if let Some(o) = r.hca_objects() {
-            parts.push(format!("hca_object={o}"));
-        }
-        if !parts.is_empty() {
-            w(
-                &mut out,
-                &format!("linux.resources.rdma.{dev}"),
-                "rdma",
-                "rdma.max",
-                format!("{dev} {}", parts.join(" ")),
-            );
-        }
+    for (field, value) in rdma_limits(res) {
+        w(&mut out, &field, "rdma", "rdma.max", value);
     }
     if res.network().is_some() {
         return bad(
@@ -365,6 +330,58 @@ pub fn writes(res: &LinuxResources) -> Result<Vec<Write>, ResourceError> {
         });
     }
     Ok(out)
+}
+
+/// cpuset.cpus and cpuset.mems: the same files on cgroup v1 and v2.
+pub(crate) fn cpuset_writes(c: &oci_spec::runtime::LinuxCpu, out: &mut Vec<Write>) {
+    for (field, file, v) in [
+        ("cpus", "cpuset.cpus", c.cpus()),
+        ("mems", "cpuset.mems", c.mems()),
+    ] {
+        if let Some(v) = v.as_ref().filter(|s| !s.is_empty()) {
+            w(
+                out,
+                &format!("linux.resources.cpu.{field}"),
+                "cpuset",
+                file,
+                v.clone(),
+            );
+        }
+    }
+}
+
+/// A hugepage size as the file names take it (`2MB`, `1GB`), checked.
+pub(crate) fn page_size(i: usize, size: &str) -> Result<&str, ResourceError> {
+    if size.is_empty() || !size.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return bad(
+            &format!("linux.resources.hugepageLimits[{i}].pageSize"),
+            format!("invalid page size {size:?}"),
+        );
+    }
+    Ok(size)
+}
+
+/// rdma.max lines (`DEV hca_handle=N hca_object=M`), by device, with their fields.
+pub(crate) fn rdma_limits(res: &LinuxResources) -> Vec<(String, String)> {
+    let mut rdma: Vec<_> = res.rdma().iter().flatten().collect();
+    rdma.sort_by(|a, b| a.0.cmp(b.0));
+    let mut out = Vec::new();
+    for (dev, r) in rdma {
+        let mut parts = Vec::new();
+        if let Some(h) = r.hca_handles() {
+            parts.push(format!("hca_handle={h}"));
+        }
+        if let Some(o) = r.hca_objects() {
+            parts.push(format!("hca_object={o}"));
+        }
+        if !parts.is_empty() {
+            out.push((
+                format!("linux.resources.rdma.{dev}"),
+                format!("{dev} {}", parts.join(" ")),
+            ));
+        }
+    }
+    out
 }
 
 /// The controller a file prefix names, if it is a controller (not `cgroup.`).

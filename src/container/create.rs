@@ -51,6 +51,8 @@ struct Undo<'a> {
     cgroup: Option<PathBuf>,
     /// The parents of the cgroup create made, from the top.
     cgroup_made_from: Option<PathBuf>,
+    /// The container's directories in the v1 hierarchies.
+    cgroup_v1: Vec<cgroups::v1::Placed>,
     child: Option<(i32, OwnedFd)>,
     /// The rootfs, and the mount id found there before, when the container
     /// shares this mount namespace (its mounts are made in it).
@@ -69,6 +71,7 @@ impl Undo<'_> {
         {
             cgroups::remove_made_parents(&cg, top);
         }
+        cgroups::v1::remove(&std::mem::take(&mut self.cgroup_v1));
         if let Some((rootfs, below)) = self.shared_rootfs.take() {
             crate::rootfs::detach_shared_rootfs(&rootfs, below);
         }
@@ -117,6 +120,7 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
         dir: &dir,
         cgroup: None,
         cgroup_made_from: None,
+        cgroup_v1: Vec::new(),
         child: None,
         shared_rootfs: plan
             .shares_mount_ns()
@@ -146,29 +150,48 @@ fn create_in(
     pid_file: Option<&Path>,
     undo: &mut Undo<'_>,
 ) -> Result<Created, Error> {
+    // On a v1 or hybrid host the resource controllers are in the v1
+    // hierarchies: the limits go there (as runc puts them), and the unified
+    // hierarchy, where there is one, holds the container for membership,
+    // freezing and the device program. On a pure v2 host, all is there.
+    let v1 = cgroups::v1::hierarchies();
+    let v1_mode = !v1.is_empty();
+    if let Some(e) = if v1_mode {
+        &plan.cgroup_v1_error
+    } else {
+        &plan.cgroup_v2_error
+    } {
+        return Err(e.clone().into());
+    }
+    let rel = cgroups::relative_path(plan.cgroups_path.as_deref(), &plan.id, args.systemd_cgroup)?;
     let cgroup = match cgroups::unified_mount() {
         Some(mount) => {
-            let rel = cgroups::relative_path(
-                plan.cgroups_path.as_deref(),
-                &plan.id,
-                args.systemd_cgroup,
-            )?;
             let cg = Cgroup::create(&mount, &rel)?;
             if cg.created {
                 undo.cgroup = Some(cg.path.clone());
                 undo.cgroup_made_from = cg.made_from.clone();
             }
             // Limits are in place before the process exists.
-            let writes = cgroups::effective_writes(&mount, &plan.cgroup_writes);
-            cgroups::enable_controllers(&mount, &rel, &writes)?;
-            cgroups::apply(&cg.path, &writes)?;
+            if !v1_mode {
+                let writes = cgroups::effective_writes(&mount, &plan.cgroup_writes);
+                cgroups::enable_controllers(&mount, &rel, &writes)?;
+                cgroups::apply(&cg.path, &writes)?;
+            }
             Some(cg)
         }
-        None if !plan.cgroup_writes.is_empty() || plan.devices_asked => {
+        None if !v1_mode && (!plan.cgroup_writes.is_empty() || plan.devices_asked) => {
             return Err(cgroups::CgroupError::NoV2.into());
         }
         None => None,
     };
+    if v1_mode {
+        undo.cgroup_v1 = cgroups::v1::create(&v1, &rel)?;
+        cgroups::v1::apply(&undo.cgroup_v1, &plan.cgroup_v1_writes)?;
+        if let Some((default, exceptions)) = &plan.device_rules {
+            let lines = cgroups::devices::v1_lines(*default, exceptions);
+            cgroups::v1::apply_devices(&undo.cgroup_v1, &lines)?;
+        }
+    }
     let cgroup_fd = cgroup.as_ref().map(|c| c.open()).transpose()?;
     if let (Some((default, exceptions)), Some(fd)) = (&plan.device_rules, &cgroup_fd) {
         let prog = cgroups::devices::program(*default, exceptions);
@@ -289,6 +312,7 @@ fn create_in(
     if let (Some(cg), false) = (&cgroup, placed) {
         cg.add(pid)?;
     }
+    cgroups::v1::add(&undo.cgroup_v1, pid)?;
 
     if let (Some(u), Some(g)) = (&plan.uid_map, &plan.gid_map) {
         crate::process::idmap::write_maps(pid, u, g)
@@ -375,6 +399,7 @@ fn create_in(
         cgroup: cgroup.as_ref().map(|c| c.path.clone()),
         cgroup_owned: cgroup.as_ref().is_some_and(|c| c.created),
         cgroup_made_from: cgroup.as_ref().and_then(|c| c.made_from.clone()),
+        cgroup_v1: undo.cgroup_v1.clone(),
         shared_pid_ns: !plan.ns.has(CloneFlags::CLONE_NEWPID),
         shared_mounts_above: undo
             .shared_rootfs
@@ -391,6 +416,7 @@ fn create_in(
     }
     undo.child = None;
     undo.cgroup = None;
+    undo.cgroup_v1.clear();
     undo.shared_rootfs = None;
     Ok(Created {
         state,

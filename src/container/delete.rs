@@ -76,6 +76,7 @@ pub fn destroy(dir: &ContainerDir, st: &State) -> Result<Vec<String>, Error> {
             }
         }
     }
+    crate::cgroups::v1::remove(&st.cgroup_v1);
     if let Some(below) = st.shared_mounts_above {
         crate::rootfs::detach_shared_rootfs(&st.rootfs, Some(below));
     }

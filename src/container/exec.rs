@@ -259,9 +259,12 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
         traces: Traces::of_self(),
     };
     let cloned = clone3(0, cgroup.as_ref().map(|f| f.as_fd()));
+    // clone3 places it in the unified hierarchy only: the v1 ones (where a
+    // hybrid host's limits are) are joined before it goes on.
+    let in_v1 = !st.cgroup_v1.is_empty();
     if let Ok((Forked::Child, placed)) = cloned {
         drop(parent_chan);
-        join::run(&plan, child_chan, placed)
+        join::run(&plan, child_chan, placed && !in_v1)
     }
     let (first, first_fd, placed) = match cloned.map_err(|e| Error::Os("clone3".into(), e))? {
         (Forked::Parent { pid, pidfd }, placed) => (pid, pidfd, placed),
@@ -277,6 +280,11 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
         let file = path.join("cgroup.procs");
         std::fs::write(&file, first.to_string())
             .map_err(|e| procs.fail(Error::Config(format!("{}: {e}", file.display()))))?;
+    }
+    if in_v1 {
+        crate::cgroups::v1::add(&st.cgroup_v1, first).map_err(|e| procs.fail(e.into()))?;
+    }
+    if (!placed && st.cgroup.is_some()) || in_v1 {
         parent_chan
             .send(&Msg::Placed)
             .map_err(|e| procs.fail(Error::Init(e.to_string())))?;

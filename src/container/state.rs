@@ -93,6 +93,10 @@ pub struct State {
     /// on delete too, as far as empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_made_from: Option<PathBuf>,
+    /// The container's directories in the v1 hierarchies (v1 and hybrid
+    /// hosts), where its resource limits are.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroup_v1: Vec<crate::cgroups::v1::Placed>,
     /// Whether the init shares the host's pid namespace (then delete must kill
     /// every process of the container, not only the init).
     #[serde(default)]
@@ -411,6 +415,7 @@ mod tests {
             cgroup: None,
             cgroup_owned: false,
             cgroup_made_from: None,
+            cgroup_v1: vec![],
             shared_pid_ns: false,
             shared_mounts_above: None,
             poststop: vec![],

@@ -141,7 +141,18 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
     if st.status(&dir) == Status::Stopped {
         return Err(Error::NotRunning(id.to_string()));
     }
-    let writes = resources::writes(res).map_err(cgroups::CgroupError::from)?;
+    // On a v1 or hybrid host the limits are in the v1 hierarchies.
+    let v1 = !st.cgroup_v1.is_empty();
+    let writes = if v1 {
+        Vec::new()
+    } else {
+        resources::writes(res).map_err(cgroups::CgroupError::from)?
+    };
+    let v1_writes = if v1 {
+        cgroups::v1_resources::writes(res).map_err(cgroups::CgroupError::from)?
+    } else {
+        Vec::new()
+    };
     let cg = st.cgroup.as_ref().ok_or(cgroups::CgroupError::NoV2)?;
     if let Some(list) = res.devices().as_ref().filter(|d| !d.is_empty()) {
         // The new program replaces the old one; the default devices stay allowed.
@@ -149,6 +160,10 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
             cgroups::devices::rules(list).map_err(|(f, m)| Error::Config(format!("{f}: {m}")))?;
         rules.extend(cgroups::devices::default_allowed(&[]));
         let (default, exceptions) = cgroups::devices::effective(&rules);
+        cgroups::v1::apply_devices(
+            &st.cgroup_v1,
+            &cgroups::devices::v1_lines(default, &exceptions),
+        )?;
         let prog = cgroups::devices::program(default, &exceptions);
         let fd = cgroups::Cgroup::existing(cg).open()?;
         cgroups::devices::attach(std::os::fd::AsFd::as_fd(&fd), &prog).map_err(|e| {
@@ -179,6 +194,7 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
     }
     cgroups::enable_controllers(&mount, rel, &writes)?;
     cgroups::apply(cg, &writes)?;
+    cgroups::v1::apply(&st.cgroup_v1, &v1_writes)?;
     Ok(())
 }
 

@@ -55,13 +55,14 @@ python3 tests/vm/make-bundles.py "$root/bundles"
 # reasons (conformance/runtime-tools-known.txt, WHERE=host), when the suite
 # was built (conformance/runtime-tools.sh): the guest runs them against husk.
 rt=target/runtime-tools/src/runtime-tools
-if [ -x "$rt/runtimetest" ]; then
+listed=$(awk '!/^#/ && $2 == "host" {print $1}' conformance/runtime-tools-known.txt)
+if [ -x "$rt/runtimetest" ] && [ -n "$listed" ]; then
   mkdir -p "$root/rt/bin"
   cp "$rt/runtimetest" "$root/rt/"
   # The suite runs `tar -xf rootfs-amd64.tar.gz`; busybox's tar does not
   # detect gzip, so the guest gets it uncompressed under that name.
   gzip -dc "$rt/rootfs-amd64.tar.gz" > "$root/rt/rootfs-amd64.tar.gz"
-  for p in $(awk '!/^#/ && $2 == "host" {print $1}' conformance/runtime-tools-known.txt); do
+  for p in $listed; do
     cp "$rt/bin/$p.t" "$root/rt/bin/"
   done
 fi
