@@ -164,9 +164,17 @@ fn create_in(
         return Err(e.clone().into());
     }
     let rel = cgroups::relative_path(plan.cgroups_path.as_deref(), &plan.id, args.systemd_cgroup)?;
+    // Parents made for the config's own cgroupsPath go again with the
+    // container; husk's default parent (`husk/`) is shared by every
+    // container and stays, or parallel creates and deletes would race
+    // over it and every create would make it again.
+    let own_parents = plan.cgroups_path.is_some();
     let cgroup = match cgroups::unified_mount() {
         Some(mount) => {
-            let cg = Cgroup::create(&mount, &rel)?;
+            let mut cg = Cgroup::create(&mount, &rel)?;
+            if !own_parents {
+                cg.made_from = None;
+            }
             if cg.created {
                 undo.cgroup = Some(cg.path.clone());
                 undo.cgroup_made_from = cg.made_from.clone();
@@ -186,8 +194,19 @@ fn create_in(
     };
     if v1_mode {
         undo.cgroup_v1 = cgroups::v1::create(&v1, &rel)?;
+        if !own_parents {
+            for p in &mut undo.cgroup_v1 {
+                p.made_from = None;
+            }
+        }
         cgroups::v1::apply(&undo.cgroup_v1, &plan.cgroup_v1_writes)?;
-        if let Some((default, exceptions)) = &plan.device_rules {
+        // The unified hierarchy's device program enforces the policy on a
+        // hybrid host too (the kernel checks both); the v1 lists are written
+        // as well when the config lists rules (engines and the OCI suite
+        // read devices.list) or when there is no unified hierarchy.
+        if let Some((default, exceptions)) = &plan.device_rules
+            && (plan.devices_asked || cgroup.is_none())
+        {
             let lines = cgroups::devices::v1_lines(*default, exceptions);
             cgroups::v1::apply_devices(&undo.cgroup_v1, &lines)?;
         }
