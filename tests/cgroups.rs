@@ -373,3 +373,33 @@ fn memory_and_pids_limits_are_enforced() {
         stderr(&o)
     );
 }
+
+#[test]
+fn stats_come_from_where_the_limits_are() {
+    // events --stats reads the container's own memory and pids accounting
+    // wherever its limits are (the v1 hierarchies on this hybrid host): its
+    // limits come back, and what it holds is counted.
+    let mut b = Bundle::sh("x=$(head -c 8000000 /dev/zero | tr '\\0' a); sleep 30");
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 20}});
+    b.write();
+    let c = b.create("v1stats");
+    c.ok(&["start"]);
+    std::thread::sleep(Duration::from_millis(800));
+    let o = c.cmd(&["events", "--stats"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let d = &v["data"];
+    assert_eq!(d["memory"]["usage"]["limit"], 67108864, "{v}");
+    // The shell's 8 MB string came and went: the peak holds it.
+    let usage = d["memory"]["usage"]["usage"].as_u64().unwrap();
+    let peak = d["memory"]["usage"]["max"].as_u64().unwrap();
+    assert!(usage > 0 && usage <= 67108864, "memory usage {usage}: {v}");
+    assert!(
+        (8_000_000..=67108864).contains(&peak),
+        "memory peak {peak}: {v}"
+    );
+    assert_eq!(d["pids"]["limit"], 20, "{v}");
+    let procs = d["pids"]["current"].as_u64().unwrap();
+    assert!((1..20).contains(&procs), "pids {procs}: {v}");
+    assert!(d["cpu"]["usage"]["total"].as_u64().unwrap() > 0, "{v}");
+}

@@ -148,7 +148,7 @@ fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
 }
 
 /// The container's directory in the hierarchy holding `controller`.
-fn dir_for<'a>(placed: &'a [Placed], controller: &str) -> Option<&'a Path> {
+pub fn dir_for<'a>(placed: &'a [Placed], controller: &str) -> Option<&'a Path> {
     placed
         .iter()
         .find(|p| p.controllers.iter().any(|c| c == controller))

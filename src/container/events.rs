@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::{Error, Status, load};
+use crate::cgroups::v1::{self, Placed};
 
 fn read(cg: &Path, file: &str) -> Option<String> {
     fs::read_to_string(cg.join(file)).ok()
@@ -135,6 +136,126 @@ fn oom_kills(cg: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The stats of a container placed in v1 hierarchies (v1 and hybrid hosts),
+/// in the same shape, from the v1 files runc reads.
+pub fn stats_v1(placed: &[Placed]) -> Value {
+    let none = Path::new("/nonexistent");
+    let dir = |c: &str| v1::dir_for(placed, c).unwrap_or(none);
+    let (cpu, acct, mem, pids, blkio) = (
+        dir("cpu"),
+        dir("cpuacct"),
+        dir("memory"),
+        dir("pids"),
+        dir("blkio"),
+    );
+    // cpuacct.stat counts USER_HZ ticks (100 a second): 10 ms each.
+    let ticks = keyed(acct, "cpuacct.stat");
+    let tick_ns = |k: &str| ticks.get(k).copied().unwrap_or(0) * 10_000_000;
+    let throttle = keyed(cpu, "cpu.stat");
+    let mut data = Map::new();
+    data.insert(
+        "cpu".into(),
+        json!({
+            "usage": {"total": value(acct, "cpuacct.usage").unwrap_or(0),
+                      "kernel": tick_ns("system"), "user": tick_ns("user")},
+            "throttling": {
+                "periods": throttle.get("nr_periods").copied().unwrap_or(0),
+                "throttledPeriods": throttle.get("nr_throttled").copied().unwrap_or(0),
+                "throttledTime": throttle.get("throttled_time").copied().unwrap_or(0),
+            }
+        }),
+    );
+    let mem_stat = keyed(mem, "memory.stat");
+    data.insert(
+        "memory".into(),
+        json!({
+            "cache": mem_stat.get("cache").copied().unwrap_or(0),
+            "usage": {
+                "limit": value(mem, "memory.limit_in_bytes").unwrap_or(u64::MAX),
+                "usage": value(mem, "memory.usage_in_bytes").unwrap_or(0),
+                "max": value(mem, "memory.max_usage_in_bytes").unwrap_or(0),
+                "failcnt": value(mem, "memory.failcnt").unwrap_or(0),
+            },
+            "swap": {
+                "limit": value(mem, "memory.memsw.limit_in_bytes").unwrap_or(u64::MAX),
+                "usage": value(mem, "memory.memsw.usage_in_bytes").unwrap_or(0),
+                "failcnt": value(mem, "memory.memsw.failcnt").unwrap_or(0),
+            },
+            "raw": mem_stat,
+        }),
+    );
+    data.insert(
+        "pids".into(),
+        json!({"current": value(pids, "pids.current").unwrap_or(0),
+               "limit": value(pids, "pids.max").unwrap_or(0)}),
+    );
+    // "8:0 Read 4096" lines (and a "Total N" line, skipped).
+    let entries = |file: &str| -> Vec<Value> {
+        read(blkio, file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let (dev, op, v) = (f.next()?, f.next()?, f.next()?);
+                let (major, minor) = dev.split_once(':')?;
+                Some(
+                    json!({"major": major.parse::<u64>().ok()?, "minor": minor.parse::<u64>().ok()?,
+                            "op": op, "value": v.parse::<u64>().ok()?}),
+                )
+            })
+            .collect()
+    };
+    data.insert(
+        "blkio".into(),
+        json!({"ioServiceBytesRecursive": entries("blkio.throttle.io_service_bytes_recursive"),
+               "ioServicedRecursive": entries("blkio.throttle.io_serviced_recursive")}),
+    );
+    let huge = dir("hugetlb");
+    let mut hugetlb = Map::new();
+    for e in fs::read_dir(huge).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(size) = name
+            .strip_prefix("hugetlb.")
+            .and_then(|n| n.strip_suffix(".usage_in_bytes"))
+        {
+            hugetlb.insert(
+                size.to_string(),
+                json!({
+                    "usage": value(huge, &name).unwrap_or(0),
+                    "failcnt": value(huge, &format!("hugetlb.{size}.failcnt")).unwrap_or(0),
+                }),
+            );
+        }
+    }
+    data.insert("hugetlb".into(), Value::Object(hugetlb));
+    Value::Object(data)
+}
+
+/// OOM kills in the v1 memory hierarchy (`oom_kill` of memory.oom_control).
+fn oom_kills_v1(placed: &[Placed]) -> u64 {
+    v1::dir_for(placed, "memory")
+        .map(|d| keyed(d, "memory.oom_control"))
+        .and_then(|k| k.get("oom_kill").copied())
+        .unwrap_or(0)
+}
+
+/// The container's stats and OOM kill count, from where its limits are.
+fn stats_of(st: &super::State, cg: &Path) -> Value {
+    if st.cgroup_v1.is_empty() {
+        stats(cg)
+    } else {
+        stats_v1(&st.cgroup_v1)
+    }
+}
+
+fn oom_kills_of(st: &super::State, cg: &Path) -> u64 {
+    if st.cgroup_v1.is_empty() {
+        oom_kills(cg)
+    } else {
+        oom_kills_v1(&st.cgroup_v1)
+    }
+}
+
 /// Prints events until the container stops (or once, with `--stats`).
 pub fn events(
     root: &Path,
@@ -157,14 +278,17 @@ pub fn events(
         if st.status(&dir) == Status::Stopped {
             return Err(Error::NotRunning(id.to_string()));
         }
-        return emit(out, json!({"type": "stats", "id": id, "data": stats(&cg)}));
+        return emit(
+            out,
+            json!({"type": "stats", "id": id, "data": stats_of(&st, &cg)}),
+        );
     }
     // OOM kills are checked often; stats go out every interval.
     let tick = Duration::from_millis(100).min(interval);
-    let mut seen_ooms = oom_kills(&cg);
+    let mut seen_ooms = oom_kills_of(&st, &cg);
     let mut since_stats = interval;
     loop {
-        let ooms = oom_kills(&cg);
+        let ooms = oom_kills_of(&st, &cg);
         if ooms > seen_ooms {
             seen_ooms = ooms;
             emit(out, json!({"type": "oom", "id": id}))?;
@@ -174,7 +298,10 @@ pub fn events(
         }
         if since_stats >= interval {
             since_stats = Duration::ZERO;
-            emit(out, json!({"type": "stats", "id": id, "data": stats(&cg)}))?;
+            emit(
+                out,
+                json!({"type": "stats", "id": id, "data": stats_of(&st, &cg)}),
+            )?;
         }
         std::thread::sleep(tick);
         since_stats += tick;
