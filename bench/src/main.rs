@@ -373,6 +373,31 @@ fn main() {
                 reap_all();
                 eprintln!("husk-bench: {} lifecycle failed in round {round}", rt.name);
             }
+            // create with limits, as engines ask for them: the cgroups are
+            // written (on this hybrid host, in the v1 hierarchies).
+            let (dir, id) = b.bundle(&["/bin/sleep", "1000"], None);
+            let path = dir.join("config.json");
+            if let Ok(Ok(mut c)) = fs::read(&path).map(|t| serde_json::from_slice::<Value>(&t)) {
+                c["linux"]["resources"] =
+                    json!({"memory": {"limit": 67108864}, "pids": {"limit": 100}});
+                let _ = fs::write(&path, serde_json::to_vec(&c).unwrap_or_default());
+            }
+            let create = rt.run(
+                &r,
+                &["create", "--bundle", dir.to_str().unwrap_or("."), &id],
+            );
+            let _ = rt.run(&r, &["delete", "--force", &id]);
+            reap_all();
+            if create.ok {
+                add(
+                    &mut rows,
+                    "create with memory and pids limits (ms)",
+                    ri,
+                    ms(create.time),
+                );
+            } else {
+                eprintln!("husk-bench: {} create with limits failed", rt.name);
+            }
         }
         // The floor, in the same rounds.
         let c = spawn_wait(
