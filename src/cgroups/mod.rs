@@ -346,8 +346,6 @@ pub fn signal_all(path: &Path, sig: i32) -> Result<(), CgroupError> {
     Ok(())
 }
 
-/// Removes the cgroup once its processes are gone, killing any that remain, and
-/// then its parent if that is husk's default parent and now empty.
 /// Removes the parents of `path` that a create made (up to and including
 /// `made_from`), leaf first, stopping at the first one that is not empty
 /// (another container made its cgroup there since).
@@ -364,6 +362,8 @@ pub fn remove_made_parents(path: &Path, made_from: &Path) {
     }
 }
 
+/// Removes the cgroup once its processes are gone, killing any that remain, and
+/// then its parent if that is husk's default parent and now empty.
 pub fn remove(path: &Path) -> Result<(), CgroupError> {
     if !path.exists() {
         return Ok(());

@@ -165,9 +165,11 @@ fn create_in(
     }
     let rel = cgroups::relative_path(plan.cgroups_path.as_deref(), &plan.id, args.systemd_cgroup)?;
     // Parents made for the config's own cgroupsPath go again with the
-    // container; husk's default parent (`husk/`) is shared by every
-    // container and stays, or parallel creates and deletes would race
-    // over it and every create would make it again.
+    // container. husk's default parent (`husk/`) is shared by every
+    // container: it is not recorded as made, so it stays in the v1
+    // hierarchies (as runc's parents do) instead of going and coming back
+    // with every container; on the unified hierarchy `cgroups::remove`
+    // takes it when it is empty, as it always has.
     let own_parents = plan.cgroups_path.is_some();
     let cgroup = match cgroups::unified_mount() {
         Some(mount) => {
