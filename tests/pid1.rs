@@ -79,14 +79,37 @@ fn term_reaches_the_application() {
     with_init(&mut b);
     let c = b.create("terminit");
     c.ok(&["start"]);
-    // Both listed while running: the init and the application.
-    let ps = c.cmd(&["ps", "--format", "json"]);
-    let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+    // Both listed while running: the init and the application, once the
+    // init has forked it.
+    let t = Instant::now();
+    let pids = loop {
+        let ps = c.cmd(&["ps", "--format", "json"]);
+        let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+        if pids.len() >= 2 || t.elapsed() > Duration::from_secs(5) {
+            break pids;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert_eq!(pids.len(), 2, "{pids:?}");
     assert_eq!(c.status(), "running");
     c.ok(&["kill", "TERM"]);
     assert!(wait_stopped_within(&c, Duration::from_secs(5)));
     c.delete();
+
+    // A TERM sent the moment `start` returns is not lost, although the
+    // init may not have set up its forwarding yet: it stays pending.
+    for i in 0..20 {
+        let c = b.create(&format!("termearly{i}"));
+        let pid = c.pid();
+        c.ok(&["start"]);
+        // SAFETY: kill with the container init's pid, as `husk kill` sends.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        assert!(
+            wait_stopped_within(&c, Duration::from_secs(5)),
+            "round {i}: TERM right after start was lost"
+        );
+        c.delete();
+    }
 
     // And the status is reported: a foreground run ends with 128+15.
     b.write();
@@ -208,4 +231,52 @@ fn process_group_mode_puts_the_program_in_its_own_group() {
     assert_eq!(run_ok(&b, "nogroup"), "2 1\n");
     b.config["annotations"]["run.husk.init.process-group"] = json!("true");
     assert_eq!(run_ok(&b, "group"), "2 2\n");
+}
+
+#[test]
+fn the_application_starts_with_no_signals_blocked_and_sigpipe_default() {
+    // The init's handoff blocks signals across its exec, and husk (a Rust
+    // program) ignores SIGPIPE; the application inherits neither, with or
+    // without the init, as under runc.
+    let sigpipe = 1u64 << (libc::SIGPIPE - 1);
+    for init in [false, true] {
+        let mut b = Bundle::sh("grep -E '^Sig(Blk|Ign)' /proc/self/status");
+        if init {
+            with_init(&mut b);
+        }
+        let o = b.run(&format!("sigmask{init}"));
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = stdout(&o);
+        let field = |name: &str| {
+            let line = out.lines().find(|l| l.starts_with(name)).unwrap();
+            u64::from_str_radix(line.split('\t').nth(1).unwrap().trim(), 16).unwrap()
+        };
+        assert_eq!(field("SigBlk:"), 0, "init {init}: {out}");
+        assert_eq!(
+            field("SigIgn:") & sigpipe,
+            0,
+            "init {init}: SIGPIPE ignored: {out}"
+        );
+    }
+    // A process `husk exec` starts, too.
+    let b = Bundle::new(&["sleep", "30"]);
+    let c = b.create("sigexec");
+    c.ok(&["start"]);
+    let o = b.cmd(&[
+        "exec",
+        &c.id,
+        "grep",
+        "-E",
+        "^Sig(Blk|Ign)",
+        "/proc/self/status",
+    ]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("SigBlk:\t0000000000000000"),
+        "{out} {}",
+        stderr(&o)
+    );
+    let ign = out.lines().find(|l| l.starts_with("SigIgn:")).unwrap();
+    let ign = u64::from_str_radix(ign.split('\t').nth(1).unwrap().trim(), 16).unwrap();
+    assert_eq!(ign & sigpipe, 0, "exec: SIGPIPE ignored: {out}");
 }

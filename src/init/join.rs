@@ -55,12 +55,7 @@ pub fn run(plan: &JoinPlan<'_>, chan: Channel, placed: bool) -> ! {
 
 fn steps(plan: &JoinPlan<'_>, chan: &Channel, placed: bool) -> Result<Infallible, InitError> {
     nix::sys::prctl::set_dumpable(false).map_err(step("prctl(PR_SET_DUMPABLE)"))?;
-    nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    )
-    .map_err(step("sigprocmask"))?;
+    crate::process::reset_signals().map_err(step("sigprocmask, signal(SIGPIPE)"))?;
     if !placed {
         chan.expect(Msg::Placed).map_err(super::sync_err)?;
     }

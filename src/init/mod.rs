@@ -91,14 +91,9 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     // Modes of what the init makes (mount points, device nodes) are exact; the
     // process's own umask is set just before exec.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    // `run` blocks signals in the parent before clone; the container must not
-    // inherit that mask across exec.
-    nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    )
-    .map_err(step("sigprocmask"))?;
+    // `run` blocks signals in the parent before clone, and husk ignores
+    // SIGPIPE; the container must inherit neither across exec.
+    crate::process::reset_signals().map_err(step("sigprocmask, signal(SIGPIPE)"))?;
     // husk's own PID 1 is exec'd from the binary this process runs (the
     // read-only view), opened while the host's /proc is still at hand.
     let pid1_exe = match plan.pid1 {
@@ -395,6 +390,16 @@ fn exec_reaper(
     argv.push(c"--");
     argv.push(path);
     argv.extend(p.args.iter().skip(1).map(|a| a.as_c_str()));
+    // `start` returns once this exec happens, before the init has set up its
+    // forwarding; a signal sent then to a PID 1 with no handler would be
+    // dropped. Blocked, it stays pending across exec for the init to read.
+    if let Err(e) = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&crate::process::forwardable_signals()),
+        None,
+    ) {
+        return step("annotations.run.husk.init: sigprocmask")(e);
+    }
     let errno = nix::unistd::execveat(exe, c"", &argv, &p.env, nix::fcntl::AtFlags::AT_EMPTY_PATH)
         .err()
         .unwrap_or(Errno::EINVAL);

@@ -9,7 +9,7 @@
 use std::ffi::CString;
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signal::{SigmaskHow, Signal, kill, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
@@ -33,8 +33,7 @@ pub fn run(cmd: &[String], group: bool) -> Result<i32, String> {
         .map(|a| CString::new(a.as_bytes()).map_err(|_| format!("{a:?}: contains NUL")))
         .collect::<Result<_, _>>()?;
     let mask = crate::process::forwardable_signals();
-    let mut old = SigSet::empty();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), Some(&mut old))
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)
         .map_err(|e| format!("sigprocmask: {e}"))?;
     let sfd =
         SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|e| format!("signalfd: {e}"))?;
@@ -55,7 +54,10 @@ pub fn run(cmd: &[String], group: bool) -> Result<i32, String> {
                     libc::signal(libc::SIGTTOU, libc::SIG_DFL);
                 }
             }
-            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+            // CMD starts as it would without an init: nothing blocked (husk's
+            // handoff blocks signals across exec, and so do we) and SIGPIPE
+            // at its default, not ignored as in husk.
+            let _ = crate::process::reset_signals();
             let e = nix::unistd::execvp(&args[0], &args).unwrap_err();
             eprintln!("husk init: exec {}: {e}", cmd[0]);
             // SAFETY: _exit in the forked child.
