@@ -132,42 +132,34 @@ impl Cgroup {
         }
     }
 
-    /// Makes (or reuses) the cgroup directory.
-    pub fn create(mount: &Path, rel: &Path) -> Result<Cgroup, CgroupError> {
+    /// What `make` will make, from what exists now, without making
+    /// anything: create records it first, so that a create killed while
+    /// making it leaves a record of all it may have made.
+    pub fn intent(mount: &Path, rel: &Path) -> Cgroup {
         let path = mount.join(rel);
-        let mut made_from = None;
-        let created = match fs::create_dir(&path) {
-            Ok(()) => true,
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                // The first missing ancestor is the top of what is made here.
-                let mut top = path.as_path();
-                while let Some(parent) = top.parent() {
-                    if parent == mount || parent.exists() {
-                        break;
-                    }
-                    top = parent;
-                }
-                fs::create_dir_all(&path).map_err(|source| CgroupError::Io {
-                    path: path.clone(),
-                    op: "mkdir",
-                    source,
-                })?;
-                made_from = (top != path).then(|| top.to_path_buf());
-                true
+        let created = !path.exists();
+        // The first missing ancestor is the top of what is made.
+        let mut top = path.as_path();
+        while let Some(parent) = top.parent() {
+            if parent == mount || parent.exists() {
+                break;
             }
-            Err(source) => {
-                return Err(CgroupError::Io {
-                    path,
-                    op: "mkdir",
-                    source,
-                });
-            }
-        };
-        Ok(Cgroup {
+            top = parent;
+        }
+        let made_from = (created && top != path).then(|| top.to_path_buf());
+        Cgroup {
             path,
             created,
             made_from,
+        }
+    }
+
+    /// Makes the directory and its missing parents (there already is fine).
+    pub fn make(&self) -> Result<(), CgroupError> {
+        fs::create_dir_all(&self.path).map_err(|source| CgroupError::Io {
+            path: self.path.clone(),
+            op: "mkdir",
+            source,
         })
     }
 

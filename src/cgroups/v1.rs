@@ -77,55 +77,58 @@ fn io(path: &Path, op: &'static str) -> impl FnOnce(std::io::Error) -> CgroupErr
     move |source| CgroupError::Io { path, op, source }
 }
 
-/// Makes the container's directory in every hierarchy, a cpuset's with the
-/// cpus and mems of its parents (a new v1 cpuset has none, and takes no
-/// process until it has some).
-pub fn create(hs: &[Hierarchy], rel: &Path) -> Result<Vec<Placed>, CgroupError> {
-    let mut placed: Vec<Placed> = Vec::new();
-    for h in hs {
-        let path = h.mount.join(rel);
-        let r = make(h, &path);
-        match r {
-            Ok(p) => placed.push(p),
-            Err(e) => {
-                remove(&placed);
-                return Err(e);
+/// The container's directory in every hierarchy, and what `make` will make
+/// there, from what exists now, without making anything (create records it
+/// first).
+pub fn intent(hs: &[Hierarchy], rel: &Path) -> Vec<Placed> {
+    hs.iter()
+        .map(|h| {
+            let path = h.mount.join(rel);
+            let mut top = None;
+            let mut p = path.as_path();
+            while !p.exists() {
+                top = Some(p);
+                match p.parent() {
+                    Some(parent) if parent.starts_with(&h.mount) => p = parent,
+                    _ => break,
+                }
             }
-        }
-    }
-    Ok(placed)
+            Placed {
+                made_from: top.filter(|t| *t != path).map(Path::to_path_buf),
+                created: top.is_some(),
+                path,
+                controllers: h.controllers.clone(),
+            }
+        })
+        .collect()
 }
 
-fn make(h: &Hierarchy, path: &Path) -> Result<Placed, CgroupError> {
-    let mut missing = Vec::new();
-    let mut p = path;
-    while !p.exists() {
-        missing.push(p.to_path_buf());
-        match p.parent() {
-            Some(parent) if parent.starts_with(&h.mount) => p = parent,
-            _ => break,
+/// Makes the directories, a cpuset's with the cpus and mems of its parents
+/// (a new v1 cpuset has none, and takes no process until it has some).
+pub fn make(placed: &[Placed]) -> Result<(), CgroupError> {
+    for p in placed {
+        let cpuset = p.controllers.iter().any(|c| c == "cpuset");
+        let top = p.made_from.as_deref().unwrap_or(&p.path);
+        let missing: Vec<&Path> = p
+            .path
+            .ancestors()
+            .take_while(|a| p.created && a.starts_with(top))
+            .collect();
+        for dir in missing.iter().rev() {
+            match fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(dir, "mkdir")(e)),
+            }
+            if cpuset {
+                inherit_cpuset(dir)?;
+            }
+        }
+        if cpuset && missing.is_empty() {
+            inherit_cpuset(&p.path)?;
         }
     }
-    let cpuset = h.controllers.iter().any(|c| c == "cpuset");
-    for dir in missing.iter().rev() {
-        match fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io(dir, "mkdir")(e)),
-        }
-        if cpuset {
-            inherit_cpuset(dir)?;
-        }
-    }
-    if cpuset && missing.is_empty() {
-        inherit_cpuset(path)?;
-    }
-    Ok(Placed {
-        path: path.to_path_buf(),
-        made_from: missing.last().filter(|top| *top != path).cloned(),
-        created: !missing.is_empty(),
-        controllers: h.controllers.clone(),
-    })
+    Ok(())
 }
 
 /// Copies cpuset.cpus and cpuset.mems from the parent where they are empty.
@@ -236,11 +239,23 @@ pub fn remove(placed: &[Placed]) {
         if !p.created {
             continue;
         }
-        for _ in 0..100 {
+        for i in 0..1000 {
             match fs::remove_dir(&p.path) {
                 Ok(()) => break,
                 Err(e) if e.kind() == ErrorKind::NotFound => break,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                Err(_) => {
+                    // Still in use: by a process of the container (with the
+                    // host's pid namespace, or left by a killed create), as
+                    // the unified hierarchy's remove does. Directories husk
+                    // did not make are never here.
+                    if i == 0 {
+                        for pid in super::pids(&p.path) {
+                            // SAFETY: kill(2) takes plain integers.
+                            unsafe { libc::kill(pid, libc::SIGKILL) };
+                        }
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2))
+                }
             }
         }
         if let Some(top) = &p.made_from {
@@ -252,6 +267,46 @@ pub fn remove(placed: &[Placed]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intent_names_what_make_makes_and_nothing_else() {
+        let tmp = std::env::temp_dir().join(format!("husk-v1-intent-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let h = |name: &str| Hierarchy {
+            mount: tmp.join(name),
+            controllers: vec![],
+        };
+        let hs = [h("a"), h("b"), h("c")];
+        for x in &hs {
+            fs::create_dir_all(&x.mount).unwrap();
+        }
+        // a: nothing there; b: the parent there; c: the cgroup itself.
+        fs::create_dir_all(tmp.join("b/top")).unwrap();
+        fs::create_dir_all(tmp.join("c/top/mid/leaf")).unwrap();
+        let placed = intent(&hs, Path::new("top/mid/leaf"));
+        // Nothing is made by asking.
+        assert!(!tmp.join("a/top").exists());
+        assert_eq!(
+            placed[0].made_from.as_deref(),
+            Some(tmp.join("a/top").as_path())
+        );
+        assert!(placed[0].created);
+        assert_eq!(
+            placed[1].made_from.as_deref(),
+            Some(tmp.join("b/top/mid").as_path())
+        );
+        assert!(!placed[2].created && placed[2].made_from.is_none());
+        make(&placed).unwrap();
+        for x in ["a", "b", "c"] {
+            assert!(tmp.join(x).join("top/mid/leaf").is_dir());
+        }
+        // Taking back removes what was made, and only that.
+        remove(&placed);
+        assert!(!tmp.join("a/top").exists());
+        assert!(tmp.join("b/top").is_dir() && !tmp.join("b/top/mid").exists());
+        assert!(tmp.join("c/top/mid/leaf").is_dir());
+        fs::remove_dir_all(&tmp).unwrap();
+    }
 
     #[test]
     fn hierarchies_from_a_hybrid_hosts_mountinfo() {

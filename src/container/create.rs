@@ -4,20 +4,21 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::fcntl::{OFlag, open};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
 use super::Error;
+use super::making::Making;
 use super::state::{ContainerDir, State, process_start, write_atomic};
 use crate::bundle::Bundle;
 use crate::cgroups::{self, Cgroup};
 use crate::hooks::{self, HookState};
 use crate::init::{self, Prepared};
 use crate::plan::{CapSets, CreateOptions, Plan};
-use crate::process::clone::{Forked, clone3, pidfd_send_signal};
+use crate::process::clone::{Forked, clone3};
 use crate::process::sync::{self, Msg};
 
 /// What `create` (and `run`) were asked for.
@@ -45,35 +46,37 @@ pub struct Created {
     pub pidfd: OwnedFd,
 }
 
-/// Everything a failed create must take back.
+/// Everything a failed create must take back: the record (kept on disk
+/// too, before each thing is made, for a create that is killed), the init's
+/// pidfd, and the directory's lock.
 struct Undo<'a> {
     dir: &'a ContainerDir,
-    cgroup: Option<PathBuf>,
-    /// The parents of the cgroup create made, from the top.
-    cgroup_made_from: Option<PathBuf>,
-    /// The container's directories in the v1 hierarchies.
-    cgroup_v1: Vec<cgroups::v1::Placed>,
-    child: Option<(i32, OwnedFd)>,
-    /// The rootfs, and the mount id found there before, when the container
-    /// shares this mount namespace (its mounts are made in it).
-    shared_rootfs: Option<(PathBuf, Option<u64>)>,
+    made: Making,
+    /// A pidfd of the init (a child of this process until it forks into
+    /// its pid namespace).
+    child: Option<OwnedFd>,
+    lock: Option<std::fs::File>,
 }
 
 impl Undo<'_> {
+    /// Writes the record before what it names is made.
+    fn record(&self) -> Result<(), Error> {
+        Ok(self.dir.save_making(&self.made)?)
+    }
+
     fn run(&mut self) {
-        if let Some((pid, pidfd)) = self.child.take() {
-            let _ = pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        }
-        if let Some(cg) = self.cgroup.take()
-            && cgroups::remove(&cg).is_ok()
-            && let Some(top) = &self.cgroup_made_from
-        {
-            cgroups::remove_made_parents(&cg, top);
-        }
-        cgroups::v1::remove(&std::mem::take(&mut self.cgroup_v1));
-        if let Some((rootfs, below)) = self.shared_rootfs.take() {
-            crate::rootfs::detach_shared_rootfs(&rootfs, below);
+        if let Some(pidfd) = self.child.take() {
+            self.made.undo(Some(pidfd.as_fd()));
+            if let Some((pid, _)) = self.made.child {
+                // Reaped when it is this process's child (not the init
+                // forked into its pid namespace by the intermediate).
+                let _ = nix::sys::wait::waitpid(
+                    nix::unistd::Pid::from_raw(pid),
+                    Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+                );
+            }
+        } else {
+            self.made.undo(None);
         }
         let _ = self.dir.remove();
     }
@@ -115,16 +118,17 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
         .map(std::path::absolute)
         .transpose()
         .map_err(|e| Error::Config(format!("--pid-file: {e}")))?;
-    dir.create()?;
+    let lock = dir.claim()?;
     let mut undo = Undo {
         dir: &dir,
-        cgroup: None,
-        cgroup_made_from: None,
-        cgroup_v1: Vec::new(),
+        made: Making {
+            shared_rootfs: plan
+                .shares_mount_ns()
+                .then(|| (plan.rootfs.clone(), crate::rootfs::mount_id(&plan.rootfs))),
+            ..Making::default()
+        },
         child: None,
-        shared_rootfs: plan
-            .shares_mount_ns()
-            .then(|| (plan.rootfs.clone(), crate::rootfs::mount_id(&plan.rootfs))),
+        lock: Some(lock),
     };
     match create_in(
         &dir,
@@ -171,16 +175,32 @@ fn create_in(
     // with every container; on the unified hierarchy `cgroups::remove`
     // takes it when it is empty, as it always has.
     let own_parents = plan.cgroups_path.is_some();
-    let cgroup = match cgroups::unified_mount() {
-        Some(mount) => {
-            let mut cg = Cgroup::create(&mount, &rel)?;
-            if !own_parents {
-                cg.made_from = None;
+    let unified = cgroups::unified_mount();
+    let cgroup = unified.as_ref().map(|mount| {
+        let mut cg = Cgroup::intent(mount, &rel);
+        if !own_parents {
+            cg.made_from = None;
+        }
+        cg
+    });
+    if let Some(cg) = cgroup.as_ref().filter(|c| c.created) {
+        undo.made.cgroup = Some(cg.path.clone());
+        undo.made.cgroup_made_from = cg.made_from.clone();
+    }
+    if v1_mode {
+        undo.made.cgroup_v1 = cgroups::v1::intent(&v1, &rel);
+        if !own_parents {
+            for p in &mut undo.made.cgroup_v1 {
+                p.made_from = None;
             }
-            if cg.created {
-                undo.cgroup = Some(cg.path.clone());
-                undo.cgroup_made_from = cg.made_from.clone();
-            }
+        }
+    }
+    // Recorded before made: a create killed from here on leaves a record
+    // of everything it may have made.
+    undo.record()?;
+    let cgroup = match (unified, cgroup) {
+        (Some(mount), Some(cg)) => {
+            cg.make()?;
             // Limits are in place before the process exists.
             if !v1_mode {
                 let writes = cgroups::effective_writes(&mount, &plan.cgroup_writes);
@@ -189,19 +209,14 @@ fn create_in(
             }
             Some(cg)
         }
-        None if !v1_mode && (!plan.cgroup_writes.is_empty() || plan.devices_asked) => {
+        _ if !v1_mode && (!plan.cgroup_writes.is_empty() || plan.devices_asked) => {
             return Err(cgroups::CgroupError::NoV2.into());
         }
-        None => None,
+        _ => None,
     };
     if v1_mode {
-        undo.cgroup_v1 = cgroups::v1::create(&v1, &rel)?;
-        if !own_parents {
-            for p in &mut undo.cgroup_v1 {
-                p.made_from = None;
-            }
-        }
-        cgroups::v1::apply(&undo.cgroup_v1, &plan.cgroup_v1_writes)?;
+        cgroups::v1::make(&undo.made.cgroup_v1)?;
+        cgroups::v1::apply(&undo.made.cgroup_v1, &plan.cgroup_v1_writes)?;
         // The unified hierarchy's device program enforces the policy on a
         // hybrid host too (the kernel checks both); the v1 lists are written
         // as well when the config lists rules (engines and the OCI suite
@@ -210,7 +225,7 @@ fn create_in(
             && (plan.devices_asked || cgroup.is_none())
         {
             let lines = cgroups::devices::v1_lines(*default, exceptions);
-            cgroups::v1::apply_devices(&undo.cgroup_v1, &lines)?;
+            cgroups::v1::apply_devices(&undo.made.cgroup_v1, &lines)?;
         }
     }
     let cgroup_fd = cgroup.as_ref().map(|c| c.open()).transpose()?;
@@ -316,6 +331,8 @@ fn create_in(
         drop(cgroup_fd);
         drop(parent_chan);
         drop(restore);
+        // The lock must end with create, not with an init left waiting.
+        drop(undo.lock.take());
         init::run(plan, child_chan, prep)
     }
     // Only the parent goes back: setns to a time namespace would move the
@@ -329,11 +346,15 @@ fn create_in(
     };
     drop(child_chan);
     drop(prep);
-    undo.child = Some((pid, dup_fd(&pidfd)?));
+    undo.child = Some(dup_fd(&pidfd)?);
+    // Before this record the init ends by itself if create dies: its
+    // channel to create closes.
+    undo.made.child = Some((pid, init_start(pid)?));
+    undo.record()?;
     if let (Some(cg), false) = (&cgroup, placed) {
         cg.add(pid)?;
     }
-    cgroups::v1::add(&undo.cgroup_v1, pid)?;
+    cgroups::v1::add(&undo.made.cgroup_v1, pid)?;
 
     if let (Some(u), Some(g)) = (&plan.uid_map, &plan.gid_map) {
         crate::process::idmap::write_maps(pid, u, g)
@@ -387,7 +408,9 @@ fn create_in(
                     None => crate::process::clone::pidfd_open(pid)
                         .map_err(|e| Error::Os(format!("pidfd_open {pid}"), e))?,
                 };
-                undo.child = Some((pid, dup_fd(&pidfd)?));
+                undo.child = Some(dup_fd(&pidfd)?);
+                undo.made.child = Some((pid, init_start(pid)?));
+                undo.record()?;
             }
             Ok(Msg::RuntimeHooks) => {
                 #[allow(deprecated)]
@@ -420,9 +443,10 @@ fn create_in(
         cgroup: cgroup.as_ref().map(|c| c.path.clone()),
         cgroup_owned: cgroup.as_ref().is_some_and(|c| c.created),
         cgroup_made_from: cgroup.as_ref().and_then(|c| c.made_from.clone()),
-        cgroup_v1: undo.cgroup_v1.clone(),
+        cgroup_v1: undo.made.cgroup_v1.clone(),
         shared_pid_ns: !plan.ns.has(CloneFlags::CLONE_NEWPID),
         shared_mounts_above: undo
+            .made
             .shared_rootfs
             .as_ref()
             .map(|(_, below)| below.unwrap_or(0)),
@@ -435,10 +459,9 @@ fn create_in(
         write_atomic(p, pid.to_string().as_bytes(), 0o644)
             .map_err(|e| Error::Config(format!("--pid-file {}: {e}", p.display())))?;
     }
+    dir.made();
     undo.child = None;
-    undo.cgroup = None;
-    undo.cgroup_v1.clear();
-    undo.shared_rootfs = None;
+    undo.made = Making::default();
     Ok(Created {
         state,
         terminal: plan.process.terminal,
@@ -457,6 +480,13 @@ fn create_in(
             .collect(),
         pidfd,
     })
+}
+
+/// The init's start time, for the record: a pid alone could be reused.
+fn init_start(pid: i32) -> Result<u64, Error> {
+    process_start(pid)
+        .map(|(s, _)| s)
+        .ok_or_else(|| Error::Init("the container's init exited during set-up".into()))
 }
 
 fn dup_fd(fd: &OwnedFd) -> Result<OwnedFd, Error> {

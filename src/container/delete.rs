@@ -20,10 +20,11 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<Vec<String>, Error> 
         Ok(st) => st,
         // Another user's state is not ours to act on, nor to remove.
         Err(e @ StateError::NotPrivate { .. }) => return Err(e.into()),
-        // A directory without a readable state is what a crashed create leaves:
-        // --force cleans it.
+        // A directory without a readable state is what a create that died
+        // leaves (its lock, now ours, was free): --force takes back all its
+        // record names (super::making).
         Err(_) if force => {
-            dir.remove()?;
+            dir.take_back()?;
             return Ok(vec![]);
         }
         Err(e) => return Err(e.into()),

@@ -142,6 +142,8 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 pub const CONFIG_FILE: &str = "config.json";
+/// The record of a create in progress (super::making).
+pub const MAKING_FILE: &str = "creating.json";
 
 /// The directory of one container under the runtime's root.
 pub struct ContainerDir {
@@ -177,6 +179,91 @@ impl ContainerDir {
             }
             Err(e) => Err(io(&self.dir)(e)),
         }
+    }
+
+    /// Claims the id for a create: makes the directory and takes its lock,
+    /// held until the returned file is dropped. A directory left by a create
+    /// that died (no state, lock free) is taken back first, with all its
+    /// record names; one with a state, or whose create is alive, is an
+    /// existing container.
+    pub fn claim(&self) -> Result<File, StateError> {
+        for first in [true, false] {
+            match self.create() {
+                Ok(()) => {
+                    let lock = self.try_lock()?;
+                    // A cleaner that found it before we locked it may have
+                    // removed it: then this create lost the race.
+                    let here = fs::symlink_metadata(&self.dir).map_err(io(&self.dir))?;
+                    let locked = lock.metadata().map_err(io(&self.dir))?;
+                    if (here.dev(), here.ino()) != (locked.dev(), locked.ino()) {
+                        return Err(StateError::Exists(self.id.clone()));
+                    }
+                    return Ok(lock);
+                }
+                Err(StateError::Exists(_)) if first => {
+                    let lock = self.try_lock()?;
+                    let m = fs::symlink_metadata(&self.dir).map_err(io(&self.dir))?;
+                    check_private(&self.dir, &m, true)?;
+                    if self.dir.join(STATE_FILE).exists() {
+                        return Err(StateError::Exists(self.id.clone()));
+                    }
+                    self.take_back()?;
+                    drop(lock);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StateError::Exists(self.id.clone()))
+    }
+
+    /// The lock without waiting: held by someone else means a command (or a
+    /// create) is at work on the id.
+    fn try_lock(&self) -> Result<File, StateError> {
+        let f = File::open(&self.dir).map_err(io(&self.dir))?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                StateError::Exists(self.id.clone())
+            } else {
+                io(&self.dir)(e)
+            });
+        }
+        Ok(f)
+    }
+
+    /// Records what a create in progress is about to make.
+    pub fn save_making(&self, m: &super::making::Making) -> Result<(), StateError> {
+        let path = self.dir.join(MAKING_FILE);
+        let data = serde_json::to_vec(m).map_err(|source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomic(&path, &data, 0o600).map_err(io(&path))
+    }
+
+    /// The directory of a create that died (the caller holds the lock and
+    /// found no state): takes back what its record names, then removes it.
+    pub fn take_back(&self) -> Result<(), StateError> {
+        let path = self.dir.join(MAKING_FILE);
+        match read_private(&path) {
+            // write_atomic leaves a whole record or none; one that does not
+            // parse was not written by husk, and names nothing to act on.
+            Ok(data) => {
+                if let Ok(m) = serde_json::from_slice::<super::making::Making>(&data) {
+                    m.undo(None);
+                }
+            }
+            Err(StateError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            }
+            Err(e) => return Err(e),
+        }
+        self.remove()
+    }
+
+    /// Create is done: the state says all the record did.
+    pub fn made(&self) {
+        let _ = fs::remove_file(self.dir.join(MAKING_FILE));
     }
 
     pub fn fifo(&self) -> PathBuf {
