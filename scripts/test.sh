@@ -26,11 +26,15 @@ echo "== OCI runtime-tools suite (conformance/runtime-tools.sh) =="
 bash conformance/runtime-tools.sh || status=$?
 
 # The cgroup v2 tests (and the conformance suite once more) in a pure cgroup v2
-# guest booted under qemu: this host's cgroups are hybrid.
+# guest booted under qemu, and the v1 ones in a pure v1 guest: this host's
+# cgroups are hybrid.
 vm=$(mktemp)
 trap 'rm -f "$log" "$conf" "$vm"' EXIT
 echo "== cgroup v2 guest (tests/vm/run.sh) =="
 bash tests/vm/run.sh 2>&1 | tee "$vm" || status=$?
+# And a pure cgroup v1 guest (no unified hierarchy): the v1 driver alone.
+echo "== cgroup v1 guest (tests/vm/run.sh --v1) =="
+bash tests/vm/run.sh --v1 2>&1 | tee -a "$vm" || status=$?
 
 # One closing line for the whole suite: every test binary, the conformance
 # cases, and the guest's tests.

@@ -403,3 +403,39 @@ fn stats_come_from_where_the_limits_are() {
     assert!((1..20).contains(&procs), "pids {procs}: {v}");
     assert!(d["cpu"]["usage"]["total"].as_u64().unwrap() > 0, "{v}");
 }
+
+#[test]
+fn a_cpu_quota_holds_a_busy_loop_to_its_share() {
+    // cpu.quota 20000 of a 100000 period: a busy loop gets about 20% of a
+    // CPU, by the container's own cpu accounting (the v1 cpuacct hierarchy
+    // here, cpu.stat on a v2 host).
+    let mut b = Bundle::sh("while :; do :; done");
+    b.config["linux"]["resources"] = json!({"cpu": {"quota": 20000, "period": 100000}});
+    b.write();
+    let c = b.create("cpuquota");
+    c.ok(&["start"]);
+    let used_ns = || -> u64 {
+        let o = c.cmd(&["events", "--stats"]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["data"]["cpu"]["usage"]["total"].as_u64().unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let (u1, t1) = (used_ns(), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let (u2, t2) = (used_ns(), std::time::Instant::now());
+    let pct = (u2 - u1) as f64 / (t2 - t1).as_nanos() as f64 * 100.0;
+    // The quota is a ceiling: the bound that matters is the upper one (the
+    // lower one only says the loop ran; other tests share these CPUs).
+    assert!(
+        (2.0..=30.0).contains(&pct),
+        "the loop used {pct:.1}% of a CPU"
+    );
+    let v: Value = serde_json::from_slice(&c.cmd(&["events", "--stats"]).stdout).unwrap();
+    assert!(
+        v["data"]["cpu"]["throttling"]["throttledPeriods"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "never throttled: {v}"
+    );
+}

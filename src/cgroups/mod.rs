@@ -318,7 +318,8 @@ pub fn is_frozen(path: &Path) -> bool {
 /// `cgroup.kill` where the kernel has it (5.14+), which cannot miss a process
 /// forked meanwhile.
 pub fn signal_all(path: &Path, sig: i32) -> Result<(), CgroupError> {
-    if sig == libc::SIGKILL {
+    // cgroup.kill is v2's (Linux 5.14); a v1 directory refuses to make it.
+    if sig == libc::SIGKILL && path.join("cgroup.kill").exists() {
         match fs::write(path.join("cgroup.kill"), "1") {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => {}

@@ -158,6 +158,43 @@ pub fn dir_for<'a>(placed: &'a [Placed], controller: &str) -> Option<&'a Path> {
         .map(|p| p.path.as_path())
 }
 
+/// Freezes (or thaws) the container through the freezer hierarchy, as
+/// `pause` does where there is no unified one, and waits until the kernel
+/// reports it done. A cgroup that is still FREEZING (a process forked
+/// meanwhile) is asked again, as runc asks.
+pub fn freeze(placed: &[Placed], frozen: bool) -> Result<(), CgroupError> {
+    let dir = dir_for(placed, "freezer").ok_or_else(|| CgroupError::NoController {
+        field: "pause".into(),
+        controller: "freezer".into(),
+        mount: PathBuf::from("/sys/fs/cgroup"),
+    })?;
+    let f = dir.join("freezer.state");
+    let want = if frozen { "FROZEN" } else { "THAWED" };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        fs::write(&f, want).map_err(io(&f, "write"))?;
+        for _ in 0..10 {
+            if fs::read_to_string(&f).map_err(io(&f, "read"))?.trim() == want {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(CgroupError::Timeout {
+                path: dir.to_path_buf(),
+                what: if frozen { "frozen" } else { "thawed" },
+            });
+        }
+    }
+}
+
+/// Whether the freezer hierarchy says the container is frozen.
+pub fn is_frozen(placed: &[Placed]) -> bool {
+    dir_for(placed, "freezer")
+        .and_then(|d| fs::read_to_string(d.join("freezer.state")).ok())
+        .is_some_and(|s| s.trim() == "FROZEN")
+}
+
 /// Writes each setting into the directory of the hierarchy holding its
 /// controller; a controller no hierarchy holds is an error naming the field.
 /// memory+swap may not be set below the memory limit in force: a write the

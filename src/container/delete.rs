@@ -48,10 +48,10 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<Vec<String>, Error> 
 /// Kills the container and waits until its init has exited.
 fn stop(st: &State) -> Result<(), Error> {
     let pidfd = pidfd_open(st.pid).ok();
-    match &st.cgroup {
+    match st.procs_cgroup() {
         Some(cg) => {
             crate::cgroups::signal_all(cg, libc::SIGKILL)?;
-            let _ = std::fs::write(cg.join("cgroup.freeze"), "0");
+            st.thaw_now();
         }
         None => {
             let _ = super::kill::signal_init(st, libc::SIGKILL);
@@ -65,16 +65,19 @@ fn stop(st: &State) -> Result<(), Error> {
 
 /// Removes what create made, then runs the poststop hooks.
 pub fn destroy(dir: &ContainerDir, st: &State) -> Result<Vec<String>, Error> {
-    if let Some(cg) = &st.cgroup {
-        if st.shared_pid_ns {
-            // Without a pid namespace the init's death does not end the rest.
-            crate::cgroups::signal_all(cg, libc::SIGKILL)?;
-        }
-        if st.cgroup_owned {
-            crate::cgroups::remove(cg)?;
-            if let Some(top) = &st.cgroup_made_from {
-                crate::cgroups::remove_made_parents(cg, top);
-            }
+    if st.shared_pid_ns
+        && let Some(cg) = st.procs_cgroup()
+    {
+        // Without a pid namespace the init's death does not end the rest.
+        crate::cgroups::signal_all(cg, libc::SIGKILL)?;
+        st.thaw_now();
+    }
+    if let Some(cg) = &st.cgroup
+        && st.cgroup_owned
+    {
+        crate::cgroups::remove(cg)?;
+        if let Some(top) = &st.cgroup_made_from {
+            crate::cgroups::remove_made_parents(cg, top);
         }
     }
     crate::cgroups::v1::remove(&st.cgroup_v1);

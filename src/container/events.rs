@@ -266,8 +266,8 @@ pub fn events(
 ) -> Result<(), Error> {
     let (dir, st) = load(root, id)?;
     let cg = st
-        .cgroup
-        .clone()
+        .procs_cgroup()
+        .map(Path::to_path_buf)
         .ok_or_else(|| Error::Config(format!("container {id:?} has no cgroup")))?;
     let io = |e: std::io::Error| Error::Config(format!("events: {e}"));
     let emit = |out: &mut dyn Write, v: Value| -> Result<(), Error> {

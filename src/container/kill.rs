@@ -13,11 +13,11 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), Error> {
     if status == Status::Stopped {
         return Err(Error::NotRunning(id.to_string()));
     }
-    if all && let Some(cg) = &st.cgroup {
+    if all && let Some(cg) = st.procs_cgroup() {
         crate::cgroups::signal_all(cg, sig)?;
         if status == Status::Paused && sig == libc::SIGKILL {
             // Frozen processes only die once thawed.
-            let _ = std::fs::write(cg.join("cgroup.freeze"), "0");
+            st.thaw_now();
         }
         return Ok(());
     }

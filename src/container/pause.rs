@@ -1,5 +1,6 @@
 //! `pause` and `resume`: freeze and thaw every process of the container
-//! through `cgroup.freeze`, waiting until `cgroup.events` confirms.
+//! through `cgroup.freeze` (or, without a unified hierarchy, the v1
+//! freezer), waiting until the kernel confirms.
 
 use std::path::Path;
 
@@ -13,11 +14,12 @@ pub fn pause(root: &Path, id: &str) -> Result<(), Error> {
         Status::Paused => return Err(Error::Config(format!("container {id:?} is already paused"))),
         _ => return Err(Error::NotRunning(id.to_string())),
     }
-    let cg = st
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::Config(format!("container {id:?} has no cgroup to freeze")))?;
-    crate::cgroups::freeze(cg, true)?;
+    if st.procs_cgroup().is_none() {
+        return Err(Error::Config(format!(
+            "container {id:?} has no cgroup to freeze"
+        )));
+    }
+    st.freeze(true)?;
     Ok(())
 }
 
@@ -27,10 +29,6 @@ pub fn resume(root: &Path, id: &str) -> Result<(), Error> {
     if st.status(&dir) != Status::Paused {
         return Err(Error::Config(format!("container {id:?} is not paused")));
     }
-    let cg = st
-        .cgroup
-        .as_ref()
-        .ok_or_else(|| Error::Config(format!("container {id:?} has no cgroup")))?;
-    crate::cgroups::freeze(cg, false)?;
+    st.freeze(false)?;
     Ok(())
 }

@@ -21,7 +21,7 @@ pub fn ps(root: &Path, id: &str, json: bool, out: &mut dyn Write) -> Result<(), 
     if st.status(&dir) == Status::Stopped {
         return Err(Error::NotRunning(id.to_string()));
     }
-    let pids = match &st.cgroup {
+    let pids = match st.procs_cgroup() {
         Some(cg) => all_pids(cg),
         None => vec![st.pid],
     };

@@ -437,7 +437,48 @@ pub fn process_start(pid: i32) -> Option<(u64, bool)> {
     Some((start, !matches!(state, "Z" | "X")))
 }
 
+/// The container's cgroups, whichever hierarchies hold them: the unified
+/// one where there is one (membership, freezing), else the v1 ones.
 impl State {
+    /// A cgroup whose `cgroup.procs` lists every process of the container:
+    /// the unified one, or on a host without one any v1 one (each lists the
+    /// same processes).
+    pub fn procs_cgroup(&self) -> Option<&Path> {
+        self.cgroup
+            .as_deref()
+            .or_else(|| self.cgroup_v1.first().map(|p| p.path.as_path()))
+    }
+
+    /// Freezes or thaws the container (`cgroup.freeze`, or the v1 freezer).
+    pub fn freeze(&self, frozen: bool) -> Result<(), crate::cgroups::CgroupError> {
+        match &self.cgroup {
+            Some(cg) => crate::cgroups::freeze(cg, frozen),
+            None => crate::cgroups::v1::freeze(&self.cgroup_v1, frozen),
+        }
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        match &self.cgroup {
+            Some(cg) => crate::cgroups::is_frozen(cg),
+            None => crate::cgroups::v1::is_frozen(&self.cgroup_v1),
+        }
+    }
+
+    /// Thaws without waiting: frozen processes a SIGKILL was sent to die
+    /// only once thawed.
+    pub fn thaw_now(&self) {
+        match &self.cgroup {
+            Some(cg) => {
+                let _ = std::fs::write(cg.join("cgroup.freeze"), "0");
+            }
+            None => {
+                if let Some(d) = crate::cgroups::v1::dir_for(&self.cgroup_v1, "freezer") {
+                    let _ = std::fs::write(d.join("freezer.state"), "THAWED");
+                }
+            }
+        }
+    }
+
     /// Whether the recorded init is still the live process with that pid.
     pub fn init_alive(&self) -> bool {
         self.pid > 0
@@ -449,9 +490,7 @@ impl State {
         if !self.init_alive() {
             return Status::Stopped;
         }
-        if let Some(cg) = &self.cgroup
-            && crate::cgroups::is_frozen(cg)
-        {
+        if self.is_frozen() {
             return Status::Paused;
         }
         // `start` removes the exec fifo: while it exists, the init waits.

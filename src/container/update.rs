@@ -153,7 +153,9 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
     } else {
         Vec::new()
     };
-    let cg = st.cgroup.as_ref().ok_or(cgroups::CgroupError::NoV2)?;
+    if st.procs_cgroup().is_none() {
+        return Err(cgroups::CgroupError::NoV2.into());
+    }
     if let Some(list) = res.devices().as_ref().filter(|d| !d.is_empty()) {
         // The new program replaces the old one; the default devices stay allowed.
         let mut rules =
@@ -164,17 +166,17 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
             &st.cgroup_v1,
             &cgroups::devices::v1_lines(default, &exceptions),
         )?;
-        let prog = cgroups::devices::program(default, &exceptions);
-        let fd = cgroups::Cgroup::existing(cg).open()?;
-        cgroups::devices::attach(std::os::fd::AsFd::as_fd(&fd), &prog).map_err(|e| {
-            Error::Os(
-                "linux.resources.devices: attach the device eBPF program".into(),
-                e,
-            )
-        })?;
+        if let Some(cg) = &st.cgroup {
+            let prog = cgroups::devices::program(default, &exceptions);
+            let fd = cgroups::Cgroup::existing(cg).open()?;
+            cgroups::devices::attach(std::os::fd::AsFd::as_fd(&fd), &prog).map_err(|e| {
+                Error::Os(
+                    "linux.resources.devices: attach the device eBPF program".into(),
+                    e,
+                )
+            })?;
+        }
     }
-    let mount = cgroups::unified_mount().ok_or(cgroups::CgroupError::NoV2)?;
-    let rel = cg.strip_prefix(&mount).unwrap_or(cg);
     if res.memory().as_ref().and_then(|m| m.check_before_update()) == Some(true)
         && let Some(limit) = res
             .memory()
@@ -182,8 +184,14 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
             .and_then(|m| m.limit())
             .filter(|l| *l > 0)
     {
-        let current: i64 = std::fs::read_to_string(cg.join("memory.current"))
-            .ok()
+        let usage = match (v1, &st.cgroup) {
+            (true, _) => cgroups::v1::dir_for(&st.cgroup_v1, "memory")
+                .map(|d| d.join("memory.usage_in_bytes")),
+            (false, Some(cg)) => Some(cg.join("memory.current")),
+            (false, None) => None,
+        };
+        let current: i64 = usage
+            .and_then(|f| std::fs::read_to_string(f).ok())
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
         if current > limit {
@@ -192,8 +200,12 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
             )));
         }
     }
-    cgroups::enable_controllers(&mount, rel, &writes)?;
-    cgroups::apply(cg, &writes)?;
+    if let (false, Some(cg)) = (v1, &st.cgroup) {
+        let mount = cgroups::unified_mount().ok_or(cgroups::CgroupError::NoV2)?;
+        let rel = cg.strip_prefix(&mount).unwrap_or(cg);
+        cgroups::enable_controllers(&mount, rel, &writes)?;
+        cgroups::apply(cg, &writes)?;
+    }
     cgroups::v1::apply(&st.cgroup_v1, &v1_writes)?;
     Ok(())
 }

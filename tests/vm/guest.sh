@@ -1,20 +1,9 @@
 #!/bin/sh
 # cgroup v2 tests inside the guest, with real containers. Bundles were made on
 # the host (tests/vm/run.sh); each container's cgroup is /vmtest/NAME.
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-no() { fail=$((fail + 1)); echo "not ok - $1: $2"; }
+TAG=
+. /lib.sh
 cg() { echo "/sys/fs/cgroup/vmtest/$1"; }
-# status NAME: the container's status from husk state.
-status() { husk state "$1" 2>/dev/null | sed -n 's/.*"status": "\([a-z]*\)".*/\1/p'; }
-wait_stopped() { # NAME SECONDS
-  i=0
-  while [ "$(status "$1")" != stopped ] && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
-  [ "$(status "$1")" = stopped ]
-}
-start() { husk create --bundle "/bundles/$1" "$1" > "/tmp/$1.out" 2>&1 < /dev/null && husk start "$1"; }
-cleanup() { husk delete --force "$1" > /dev/null 2>&1; }
 
 echo "vm: tests start"
 # memory.max 32M and a process that allocates without bound: OOM-killed, the
@@ -35,14 +24,7 @@ cleanup oom
 
 # pids.max 20 stops a fork bomb at 20 processes.
 start pids
-top=0
-i=0
-while [ $i -lt 30 ]; do
-  cur=$(cat "$(cg pids)/pids.current")
-  [ "$cur" -gt "$top" ] && top=$cur
-  sleep 0.1
-  i=$((i + 1))
-done
+top=$(peak "$(cg pids)/pids.current")
 [ "$top" = 20 ] && ok "pids: the fork bomb peaked at 20 processes" || no "pids: limit" "peak pids.current $top"
 [ "$(status pids)" = running ] && ok "pids: the container survives refused forks" || no "pids: container" "status $(status pids)"
 grep -q 'max [1-9]' "$(cg pids)/pids.events" && ok "pids: forks were refused" || no "pids: refused forks" "$(cat "$(cg pids)/pids.events")"
@@ -73,29 +55,11 @@ if wait_stopped update 30; then ok "update: lowering memory below the usage OOM-
 cleanup update
 
 # pause stops a counting loop, resume continues it.
-mkdir -p /share/count
-start count
-sleep 1
-husk pause count
-[ "$(status count)" = paused ] && ok "pause: status paused" || no "pause: status" "$(status count)"
-a=$(cat /share/count/n)
-sleep 1
-b=$(cat /share/count/n)
-[ "$a" = "$b" ] && ok "pause: the loop stopped" || no "pause: loop stopped" "$a -> $b"
-husk resume count
-sleep 1
-c=$(cat /share/count/n)
-[ "$c" -gt "$b" ] && ok "resume: the loop continued" || no "resume: loop continued" "$b -> $c"
+pause_and_resume_count
 
 # The device program denies opening a device outside the rules and allows the
 # defaults; making any node is allowed, as runc allows it (c *:* m).
-start devices
-wait_stopped devices 20
-out=$(cat /tmp/devices.out)
-case "$out" in *kmsg-made*) ok "devices: mknod allowed" ;; *) no "devices: mknod allowed" "$out" ;; esac
-case "$out" in *kmsg-opened*) no "devices: /dev/kmsg denied" "$out" ;; *) ok "devices: opening 1:11 denied" ;; esac
-case "$out" in *null-opened*) ok "devices: default null device allowed" ;; *) no "devices: default allowed" "$out" ;; esac
-cleanup devices
+check_devices
 
 # kill --all ends every process; delete leaves no cgroup.
 husk kill --all count KILL
