@@ -56,12 +56,18 @@ struct Undo<'a> {
     /// its pid namespace).
     child: Option<OwnedFd>,
     lock: Option<std::fs::File>,
+    /// The record on disk, opened at the first step.
+    journal: Option<std::fs::File>,
 }
 
 impl Undo<'_> {
     /// Writes the record before what it names is made.
-    fn record(&self) -> Result<(), Error> {
-        Ok(self.dir.save_making(&self.made)?)
+    fn record(&mut self) -> Result<(), Error> {
+        let f = match &mut self.journal {
+            Some(f) => f,
+            None => self.journal.insert(self.dir.open_making()?),
+        };
+        Ok(self.dir.append_making(f, &self.made)?)
     }
 
     fn run(&mut self) {
@@ -129,6 +135,7 @@ pub fn create(root: &Path, args: &CreateArgs<'_>) -> Result<Created, Error> {
         },
         child: None,
         lock: Some(lock),
+        journal: None,
     };
     match create_in(
         &dir,
@@ -333,6 +340,7 @@ fn create_in(
         drop(restore);
         // The lock must end with create, not with an init left waiting.
         drop(undo.lock.take());
+        drop(undo.journal.take());
         init::run(plan, child_chan, prep)
     }
     // Only the parent goes back: setns to a time namespace would move the
@@ -459,7 +467,8 @@ fn create_in(
         write_atomic(p, pid.to_string().as_bytes(), 0o644)
             .map_err(|e| Error::Config(format!("--pid-file {}: {e}", p.display())))?;
     }
-    dir.made();
+    // The record stays until delete removes the directory: with the state
+    // written it is never read (one file freed fewer on create's path).
     undo.child = None;
     undo.made = Making::default();
     Ok(Created {

@@ -6,6 +6,10 @@
 //! ID`, or the next `create` of that id, takes it back. runc and crun leak
 //! cgroups in that case.
 //!
+//! The record is appended to, a whole JSON line per step (one small write
+//! each, so a kill leaves whole lines; the last line that parses is the
+//! record), and stays until delete removes the directory.
+//!
 //! Create holds the container directory's lock for its whole life, so a
 //! directory with no state whose lock is free is one whose create is gone.
 

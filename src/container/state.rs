@@ -232,14 +232,29 @@ impl ContainerDir {
         Ok(f)
     }
 
-    /// Records what a create in progress is about to make.
-    pub fn save_making(&self, m: &super::making::Making) -> Result<(), StateError> {
+    /// Opens the record of a create in progress, to append to (one small
+    /// write per step: a process killed mid-way leaves whole lines).
+    pub fn open_making(&self) -> Result<File, StateError> {
         let path = self.dir.join(MAKING_FILE);
-        let data = serde_json::to_vec(m).map_err(|source| StateError::Corrupt {
+        fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(io(&path))
+    }
+
+    /// Appends the whole record so far as one line; the last whole line is
+    /// the record.
+    pub fn append_making(&self, f: &mut File, m: &super::making::Making) -> Result<(), StateError> {
+        let path = self.dir.join(MAKING_FILE);
+        let mut line = serde_json::to_vec(m).map_err(|source| StateError::Corrupt {
             path: path.clone(),
             source,
         })?;
-        write_atomic(&path, &data, 0o600).map_err(io(&path))
+        line.push(b'\n');
+        std::io::Write::write_all(f, &line).map_err(io(&path))
     }
 
     /// The directory of a create that died (the caller holds the lock and
@@ -247,10 +262,14 @@ impl ContainerDir {
     pub fn take_back(&self) -> Result<(), StateError> {
         let path = self.dir.join(MAKING_FILE);
         match read_private(&path) {
-            // write_atomic leaves a whole record or none; one that does not
-            // parse was not written by husk, and names nothing to act on.
+            // The last line that parses (a line cut short by a kill does
+            // not); none names nothing to act on.
             Ok(data) => {
-                if let Ok(m) = serde_json::from_slice::<super::making::Making>(&data) {
+                if let Some(m) = data
+                    .split(|b| *b == b'\n')
+                    .rev()
+                    .find_map(|l| serde_json::from_slice::<super::making::Making>(l).ok())
+                {
                     m.undo(None);
                 }
             }
@@ -259,11 +278,6 @@ impl ContainerDir {
             Err(e) => return Err(e),
         }
         self.remove()
-    }
-
-    /// Create is done: the state says all the record did.
-    pub fn made(&self) {
-        let _ = fs::remove_file(self.dir.join(MAKING_FILE));
     }
 
     pub fn fifo(&self) -> PathBuf {
@@ -521,6 +535,42 @@ mod tests {
         assert!(alive);
         assert!(start > 0);
         assert!(process_start(i32::MAX).is_none());
+    }
+
+    #[test]
+    fn the_record_of_a_killed_create_is_its_last_whole_line() {
+        let tmp = std::env::temp_dir().join(format!("husk-making-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let d = ContainerDir::new(&tmp.join("state"), "c1").unwrap();
+        let lock = d.claim().unwrap();
+        // Each step's record names a directory create "made"; the last
+        // append was cut short by the kill.
+        let made = |n: &str| {
+            let p = tmp.join(n);
+            fs::create_dir_all(&p).unwrap();
+            p
+        };
+        let (a, b) = (made("a"), made("b"));
+        let mut f = d.open_making().unwrap();
+        for cg in [&a, &b] {
+            let m = crate::container::making::Making {
+                cgroup: Some(cg.clone()),
+                ..Default::default()
+            };
+            d.append_making(&mut f, &m).unwrap();
+        }
+        std::io::Write::write_all(&mut f, br#"{"cgroup":"/nonexist"#).unwrap();
+        // While create lives, its id is taken.
+        let other = ContainerDir::new(&tmp.join("state"), "c1").unwrap();
+        assert!(matches!(other.claim(), Err(StateError::Exists(_))));
+        drop(lock);
+        // Once it is gone, the next claim takes back what the last whole
+        // line names, and the id is free again.
+        let again = other.claim().unwrap();
+        assert!(a.exists(), "an earlier line was acted on");
+        assert!(!b.exists(), "the last whole line was not acted on");
+        drop(again);
+        fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]
