@@ -9,21 +9,9 @@
 set -euo pipefail
 tarball=$1
 dir=$2
-stamp=$dir/built-from
-sum=$(sha256sum "$tarball" | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ]; then
-  exit 0
-fi
-command -v go >/dev/null || {
-  echo "runtime-tools: installing golang-go to build the suite" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null
-}
-rm -rf "$dir/src"
-mkdir -p "$dir/src"
-tar -xzf "$tarball" -C "$dir/src"
+. "$(dirname "$0")/go-suite.sh"
+go_suite_unpack "$tarball" "$dir" || exit 0
 cd "$dir/src/runtime-tools"
-export GOFLAGS=-mod=vendor GOTOOLCHAIN=local GOPROXY=off CGO_ENABLED=0
-export GOCACHE=$dir/gocache HOME=${HOME:-/root}
 echo "runtime-tools: building the suite from $(basename "$tarball")" >&2
 go build -ldflags '-s -w' -o runtimetest ./cmd/runtimetest
 go build -ldflags '-s -w' -o oci-runtime-tool ./cmd/oci-runtime-tool
@@ -33,4 +21,4 @@ for d in validation/*/; do
   [ "$n" = util ] && continue
   go build -ldflags '-s -w' -o "bin/$n.t" "./$d"
 done
-echo "$sum" > "$stamp"
+go_suite_done

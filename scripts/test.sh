@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 
+# crictl (tests/cri.rs drives containerd's CRI plugin with it), from the
+# cri-tools tarball kept beside the repository; built once, outside the
+# parallel tests.
+bash conformance/critest-build.sh ../shared/third_party/cri-tools-v1.26.1.tar.gz "$PWD/target/cri-tools"
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 log=$(mktemp)

@@ -439,3 +439,43 @@ fn a_cpu_quota_holds_a_busy_loop_to_its_share() {
         "never throttled: {v}"
     );
 }
+
+#[test]
+fn a_container_joining_a_pid_namespace_is_in_its_own_v1_cgroups() {
+    // Every container of a Kubernetes pod with a shared process namespace,
+    // and Docker's --pid container:X: the init is forked into the joined pid
+    // namespace by an intermediate process. It must land in the container's
+    // cgroups with its limits, like any init, not stay in its creator's.
+    if !has_v1("memory") {
+        return;
+    }
+    let a = Bundle::sh("sleep 30");
+    let ca = a.create("pidns-owner");
+    ca.ok(&["start"]);
+    let mut b = Bundle::sh("sleep 30");
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "pid");
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "pid", "path": format!("/proc/{}/ns/pid", ca.pid())}));
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 20}});
+    b.write();
+    let cb = b.create("pidns-joiner");
+    let dir = v1_dir(cb.pid(), "memory").unwrap();
+    assert_eq!(
+        fs::read_to_string(dir.join("memory.limit_in_bytes"))
+            .unwrap()
+            .trim(),
+        "67108864",
+        "the joiner's init is in {}",
+        dir.display()
+    );
+    let pids = v1_dir(cb.pid(), "pids").unwrap();
+    assert_eq!(
+        fs::read_to_string(pids.join("pids.max")).unwrap().trim(),
+        "20"
+    );
+}

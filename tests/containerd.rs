@@ -26,91 +26,6 @@ struct Containerd {
     ids: std::cell::RefCell<Vec<String>>,
 }
 
-fn sha256(path: &Path) -> String {
-    let o = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(o.status.success());
-    String::from_utf8_lossy(&o.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-/// Writes `data` as a blob of the layout; returns its descriptor.
-fn blob(layout: &Path, media: &str, data: &[u8]) -> serde_json::Value {
-    let tmp = layout.join("blob.tmp");
-    fs::write(&tmp, data).unwrap();
-    let digest = sha256(&tmp);
-    fs::rename(&tmp, layout.join("blobs/sha256").join(&digest)).unwrap();
-    json!({"mediaType": media, "digest": format!("sha256:{digest}"), "size": data.len()})
-}
-
-/// An OCI image archive of one layer: the busybox rootfs the other tests use.
-fn build_image(dir: &Path) -> PathBuf {
-    let layout = dir.join("layout");
-    fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    let layer = dir.join("layer.tar");
-    let st = Command::new("tar")
-        .args(["--exclude=./.complete", "-C"])
-        .arg(rootfs())
-        .arg("-cf")
-        .arg(&layer)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let layer_desc = blob(
-        &layout,
-        "application/vnd.oci.image.layer.v1.tar",
-        &fs::read(&layer).unwrap(),
-    );
-    let config = json!({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"], "WorkingDir": "/"},
-        "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]}
-    });
-    let config_desc = blob(
-        &layout,
-        "application/vnd.oci.image.config.v1+json",
-        &serde_json::to_vec(&config).unwrap(),
-    );
-    let manifest = json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": config_desc, "layers": [layer_desc]
-    });
-    let mut manifest_desc = blob(
-        &layout,
-        "application/vnd.oci.image.manifest.v1+json",
-        &serde_json::to_vec(&manifest).unwrap(),
-    );
-    manifest_desc["platform"] = json!({"architecture": "amd64", "os": "linux"});
-    manifest_desc["annotations"] = json!({
-        "io.containerd.image.name": IMAGE,
-        "org.opencontainers.image.ref.name": "latest"
-    });
-    fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [manifest_desc]})).unwrap(),
-    )
-    .unwrap();
-    fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    let archive = dir.join("image.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&layout)
-        .arg("-cf")
-        .arg(&archive)
-        .args(["oci-layout", "index.json", "blobs"])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    archive
-}
-
 impl Containerd {
     fn start() -> Containerd {
         rootfs();
@@ -127,18 +42,7 @@ impl Containerd {
             d = dir.display()
         );
         fs::write(dir.join("config.toml"), config).unwrap();
-        let wrapper = dir.join("husk-logged");
-        fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\necho \"$*\" >> {}/calls.log\nexec {} \"$@\"\n",
-                dir.display(),
-                husk_bin()
-            ),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+        let wrapper = logging_wrapper(&dir);
         let log = fs::File::create(dir.join("containerd.log")).unwrap();
         let daemon = Command::new("containerd")
             .arg("--config")
@@ -249,7 +153,7 @@ fn out_ok(o: &Output, what: &str) -> String {
 #[test]
 fn containerd_runs_husk_through_the_runc_shim() {
     let c = Containerd::start();
-    let archive = build_image(&c.dir);
+    let archive = build_image(&c.dir, IMAGE, &json!({"Cmd": ["sh"]}));
     out_ok(
         &c.ctr(&["images", "import", archive.to_str().unwrap()]),
         "import",

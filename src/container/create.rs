@@ -419,6 +419,13 @@ fn create_in(
                 undo.child = Some(dup_fd(&pidfd)?);
                 undo.made.child = Some((pid, init_start(pid)?));
                 undo.record()?;
+                // The intermediate may have forked it before it was itself
+                // moved into the v1 hierarchies (or, without clone3's
+                // placement, the unified one): the init goes there now.
+                if let (Some(cg), false) = (&cgroup, placed) {
+                    cg.add(pid)?;
+                }
+                cgroups::v1::add(&undo.made.cgroup_v1, pid)?;
             }
             Ok(Msg::RuntimeHooks) => {
                 #[allow(deprecated)]

@@ -492,3 +492,117 @@ pub fn cgroup_root() -> PathBuf {
     }
     panic!("no cgroup2 hierarchy on this host")
 }
+
+fn sha256(path: &Path) -> String {
+    let o = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(o.status.success());
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Writes `data` as a blob of the layout; returns its descriptor.
+fn blob(layout: &Path, media: &str, data: &[u8]) -> serde_json::Value {
+    let tmp = layout.join("blob.tmp");
+    fs::write(&tmp, data).unwrap();
+    let digest = sha256(&tmp);
+    fs::rename(&tmp, layout.join("blobs/sha256").join(&digest)).unwrap();
+    json!({"mediaType": media, "digest": format!("sha256:{digest}"), "size": data.len()})
+}
+
+/// An OCI image archive of one layer, the busybox rootfs the other tests
+/// use, named `name`, with `config` (Cmd, Entrypoint…) over PATH=/bin and
+/// WorkingDir /: for `ctr images import`.
+pub fn build_image(dir: &Path, name: &str, config: &Value) -> PathBuf {
+    let layout = dir.join(format!("layout-{}", name.replace(['/', ':'], "_")));
+    fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    let layer = layout.join("layer.tar");
+    let st = Command::new("tar")
+        .args(["--exclude=./.complete", "-C"])
+        .arg(rootfs())
+        .arg("-cf")
+        .arg(&layer)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let layer_desc = blob(
+        &layout,
+        "application/vnd.oci.image.layer.v1.tar",
+        &fs::read(&layer).unwrap(),
+    );
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "config": merge(json!({"Env": ["PATH=/bin"], "WorkingDir": "/"}), config),
+        "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]}
+    });
+    let config_desc = blob(
+        &layout,
+        "application/vnd.oci.image.config.v1+json",
+        &serde_json::to_vec(&config).unwrap(),
+    );
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config_desc, "layers": [layer_desc]
+    });
+    let mut manifest_desc = blob(
+        &layout,
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    manifest_desc["platform"] = json!({"architecture": "amd64", "os": "linux"});
+    manifest_desc["annotations"] = json!({
+        "io.containerd.image.name": name,
+        "org.opencontainers.image.ref.name": "latest"
+    });
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [manifest_desc]})).unwrap(),
+    )
+    .unwrap();
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let archive = layout.with_extension("tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&layout)
+        .arg("-cf")
+        .arg(&archive)
+        .args(["oci-layout", "index.json", "blobs"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    archive
+}
+
+fn merge(mut base: Value, over: &Value) -> Value {
+    if let (Some(b), Some(o)) = (base.as_object_mut(), over.as_object()) {
+        for (k, v) in o {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    base
+}
+
+/// A script in `dir` that appends its arguments to `dir/calls.log` and
+/// execs husk with them: the runtime binary an engine is given, so a test
+/// sees every call the engine makes.
+pub fn logging_wrapper(dir: &Path) -> PathBuf {
+    let wrapper = dir.join("husk-logged");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}/calls.log\nexec {} \"$@\"\n",
+            dir.display(),
+            husk_bin()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
