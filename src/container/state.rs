@@ -574,6 +574,34 @@ mod tests {
     }
 
     #[test]
+    fn a_record_that_is_a_link_or_writable_by_others_is_not_acted_on() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = std::env::temp_dir().join(format!("husk-making-link-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let victim = tmp.join("victim");
+        fs::create_dir_all(&victim).unwrap();
+        let line = format!("{{\"cgroup\":{:?}}}\n", victim);
+        let d = ContainerDir::new(&tmp.join("state"), "c1").unwrap();
+        // A record that is a link to one naming the victim.
+        drop(d.claim().unwrap());
+        fs::write(tmp.join("elsewhere.json"), &line).unwrap();
+        std::os::unix::fs::symlink(tmp.join("elsewhere.json"), d.dir.join(MAKING_FILE)).unwrap();
+        assert!(d.claim().is_err());
+        assert!(victim.is_dir(), "a linked record was acted on");
+        // A record others could have written.
+        fs::remove_file(d.dir.join(MAKING_FILE)).unwrap();
+        fs::write(d.dir.join(MAKING_FILE), &line).unwrap();
+        fs::set_permissions(d.dir.join(MAKING_FILE), fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(d.claim().is_err());
+        assert!(victim.is_dir(), "a record writable by others was acted on");
+        // Made private, it is the record of a create that died.
+        fs::set_permissions(d.dir.join(MAKING_FILE), fs::Permissions::from_mode(0o600)).unwrap();
+        drop(d.claim().unwrap());
+        assert!(!victim.exists());
+        fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
     fn save_load_roundtrip() {
         let tmp = std::env::temp_dir().join(format!("husk-state-test-{}", std::process::id()));
         let d = ContainerDir::new(&tmp, "c1").unwrap();
