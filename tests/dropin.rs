@@ -308,3 +308,41 @@ fn the_cgroup_mount_shows_only_the_containers_cgroup() {
     // no cgroup below.
     assert_eq!(stdout(&o), "procs 1\ndirs 0\n");
 }
+
+#[test]
+fn kill_all_of_a_stopped_container_succeeds_as_with_runc() {
+    // containerd's shim sends `kill --all ID KILL` on every pod stop, after
+    // the process may have exited: runc succeeds, and so must husk. A plain
+    // `kill` of a stopped container fails with "container not running" for
+    // both.
+    let side = Side::new("killall");
+    let c = generated(&[RUNC, "spec"], &side);
+    side.config(c, &["true"]);
+    let b = side.bundle();
+    let b = b.to_str().unwrap();
+    for runtime in ["runc", "husk"] {
+        assert!(
+            side.cmd(runtime, &["run", "-d", "-b", b, "done"])
+                .status
+                .success()
+        );
+        let t = std::time::Instant::now();
+        while !stdout(&side.cmd(runtime, &["state", "done"])).contains("\"stopped\"") {
+            assert!(t.elapsed().as_secs() < 10, "{runtime}: never stopped");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let o = side.cmd(runtime, &["kill", "--all", "done", "KILL"]);
+        assert!(o.status.success(), "{runtime} kill --all: {}", stderr(&o));
+        let o = side.cmd(runtime, &["kill", "done", "KILL"]);
+        assert!(
+            !o.status.success(),
+            "{runtime} kill of a stopped container succeeded"
+        );
+        assert!(
+            stderr(&o).contains("container not running"),
+            "{runtime}: {}",
+            stderr(&o)
+        );
+        assert!(side.cmd(runtime, &["delete", "done"]).status.success());
+    }
+}

@@ -11,6 +11,15 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<(), Error> {
     let (dir, st) = load(root, id)?;
     let status = st.status(&dir);
     if status == Status::Stopped {
+        // As runc: `kill --all` of a stopped container succeeds (containerd's
+        // shim sends it on every stop, the process may be gone already),
+        // still signalling whatever is left in its cgroup.
+        if all {
+            if let Some(cg) = st.procs_cgroup() {
+                crate::cgroups::signal_all(cg, sig)?;
+            }
+            return Ok(());
+        }
         return Err(Error::NotRunning(id.to_string()));
     }
     if all && let Some(cg) = st.procs_cgroup() {
