@@ -235,10 +235,94 @@ fn cidr(field: &str, s: &str) -> Result<(Ipv4Addr, u8), CniError> {
     Ok((a, p))
 }
 
+/// The keys of each object of the configuration this plugin reads, by
+/// where they are: `""` the top, then dotted paths (`[]` an array's items).
+const KEYS: [(&str, &[&str]); 5] = [
+    (
+        "",
+        &[
+            "cniVersion",
+            "name",
+            "type",
+            "bridge",
+            "isGateway",
+            "ipMasq",
+            "mtu",
+            "ipam",
+            "runtimeConfig",
+        ],
+    ),
+    (
+        "ipam",
+        &[
+            "subnet",
+            "rangeStart",
+            "rangeEnd",
+            "gateway",
+            "routes",
+            "dataDir",
+        ],
+    ),
+    ("ipam.routes[]", &["dst", "gw"]),
+    ("runtimeConfig", &["portMappings"]),
+    (
+        "runtimeConfig.portMappings[]",
+        &["hostPort", "containerPort", "protocol", "hostIP"],
+    ),
+];
+
+/// Gives keys that match one of ours but for case our spelling, as Go's
+/// encoding/json matches them, so the reference plugins accept them: go-cni
+/// (containerd's CRI) sends port mappings as `{"HostPort": …,
+/// "ContainerPort": …, "Protocol": …, "HostIP": …}`. An exact key wins over
+/// one that differs in case.
+fn fold_keys(v: &mut Value, path: &str) {
+    let keys = KEYS.iter().find(|(p, _)| *p == path).map(|(_, k)| *k);
+    match v {
+        Value::Object(map) => {
+            if let Some(keys) = keys {
+                let folded: Vec<(String, &str)> = map
+                    .keys()
+                    .filter(|k| !keys.contains(&k.as_str()))
+                    .filter_map(|k| {
+                        let ours = keys.iter().find(|o| o.eq_ignore_ascii_case(k))?;
+                        Some((k.clone(), *ours))
+                    })
+                    .collect();
+                for (theirs, ours) in folded {
+                    if let Some(val) = map.remove(&theirs) {
+                        map.entry(ours).or_insert(val);
+                    }
+                }
+            }
+            for (k, child) in map.iter_mut() {
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if KEYS.iter().any(|(p, _)| p.starts_with(sub.as_str())) {
+                    fold_keys(child, &sub);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                fold_keys(item, &format!("{path}[]"));
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Parses and checks the configuration from stdin.
 pub fn netconf(stdin: &[u8]) -> Result<NetConf, CniError> {
-    let raw: RawConf = serde_json::from_slice(stdin)
-        .map_err(|e| CniError::new(6, "failed to decode the network config", e.to_string()))?;
+    let decode = |e: serde_json::Error| {
+        CniError::new(6, "failed to decode the network config", e.to_string())
+    };
+    let mut v: Value = serde_json::from_slice(stdin).map_err(decode)?;
+    fold_keys(&mut v, "");
+    let raw: RawConf = serde_json::from_value(v).map_err(decode)?;
     if !SUPPORTED_VERSIONS.contains(&raw.cni_version.as_str()) {
         return Err(CniError::new(
             1,
@@ -307,7 +391,14 @@ pub fn netconf(stdin: &[u8]) -> Result<NetConf, CniError> {
                 .filter(|p| *p != 0)
                 .ok_or_else(|| invalid(format!("{field}.{what}: {v} is not a port")))
         };
-        let udp = match p.protocol.as_deref().unwrap_or("tcp") {
+        // Any case, as the reference portmap plugin reads it.
+        let udp = match p
+            .protocol
+            .as_deref()
+            .unwrap_or("tcp")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "tcp" => false,
             "udp" => true,
             other => {
@@ -361,6 +452,38 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn keys_are_matched_as_go_matches_them() {
+        // What containerd's CRI (go-cni) sends: Go field names, no JSON tags.
+        let go = netconf(
+            br#"{"cniVersion": "1.0.0", "name": "k8s", "type": "husk-net",
+                 "IPAM": {"Subnet": "10.88.0.0/16", "routes": [{"DST": "0.0.0.0/0"}]},
+                 "runtimeConfig": {"portMappings": [
+                     {"HostPort": 8080, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""},
+                     {"HostPort": 5353, "ContainerPort": 53, "Protocol": "UDP", "HostIP": "127.0.0.1"}]}}"#,
+        )
+        .unwrap();
+        let tagged = netconf(
+            br#"{"cniVersion": "1.0.0", "name": "k8s", "type": "husk-net",
+                 "ipam": {"subnet": "10.88.0.0/16", "routes": [{"dst": "0.0.0.0/0"}]},
+                 "runtimeConfig": {"portMappings": [
+                     {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                     {"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(go, tagged);
+        assert_eq!(go.ports.len(), 2);
+        assert!(go.ports[1].udp);
+        // An exact key wins over one that differs in case; unknown keys and
+        // free-form values are left as they are.
+        let both = netconf(
+            br#"{"cniVersion": "1.0.0", "name": "k8s", "type": "husk-net", "MTU": 9000, "mtu": 1400,
+                 "args": {"Mtu": 1}, "ipam": {"subnet": "10.88.0.0/16"}}"#,
+        )
+        .unwrap();
+        assert_eq!(both.mtu, 1400);
     }
 
     #[test]
