@@ -615,3 +615,53 @@ fn tmpcopyup_starts_a_tmpfs_with_what_it_covers() {
         "a write reached the image"
     );
 }
+
+#[test]
+fn rshared_volumes_propagate_both_ways_as_kubernetes_bidirectional_mounts_need() {
+    // Kubernetes' Bidirectional mount propagation (CSI node plugins): a
+    // volume with `rshared` sees mounts the host makes under it, and the
+    // host sees mounts the container makes there. Made in a mount
+    // namespace of the test's own, with a shared mount of its own as the
+    // host's volume.
+    let mut b = Bundle::new(&["sleep", "30"]);
+    let vol = b.dir.parent().unwrap().join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/vol", "type": "bind", "source": vol, "options": ["rbind", "rshared"]
+    }));
+    b.config["linux"]["rootfsPropagation"] = json!("rshared");
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_SYS_ADMIN"));
+    }
+    b.write();
+    let husk = format!("{} --root {}", husk_bin(), b.root.display());
+    let script = format!(
+        r#"set -e
+mount --bind {vol} {vol}
+mount --make-shared {vol}
+{husk} create -b {bundle} prop > {dir}/out 2>&1
+{husk} start prop
+mkdir -p {vol}/fromhost
+mount -t tmpfs tmpfs {vol}/fromhost
+touch {vol}/fromhost/host-file
+{husk} exec prop sh -c 'mkdir -p /vol/fromctr && mount -t tmpfs tmpfs /vol/fromctr && touch /vol/fromctr/ctr-file && ls /vol/fromhost' > {dir}/ctr-sees 2>&1
+ls {vol}/fromctr > {dir}/host-sees 2>&1 || true
+{husk} delete -f prop
+"#,
+        vol = vol.display(),
+        dir = b.dir.display(),
+        bundle = b.dir.display(),
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    reap_orphans();
+    let read = |n: &str| fs::read_to_string(b.dir.join(n)).unwrap_or_default();
+    assert!(o.status.success(), "{}{}", stderr(&o), read("out"));
+    assert_eq!(read("ctr-sees"), "host-file\n", "host → container");
+    assert_eq!(read("host-sees"), "ctr-file\n", "container → host");
+}

@@ -666,11 +666,23 @@ pub fn pivot(rootfs: &Path) -> Result<()> {
         Mode::empty(),
     )
     .map_err(fail("open rootfs", rootfs))?;
+    let old_root = open(
+        "/",
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("open old root", Path::new("/")))?;
     fchdir(&new_root).map_err(fail("chdir", rootfs))?;
     // pivot_root(".", ".") puts the old root on top of the new one at "/"
     // without needing a directory for it inside the container.
     pivot_root(".", ".").map_err(fail("pivot_root", rootfs))?;
-    // Slave first, so unmounting the old root does not propagate to the host.
+    // "." is still the new root here: made a slave, every volume of the
+    // container would be one, and an `rshared` volume would no longer
+    // propagate to the host. The old root, entered by its descriptor, is
+    // what is made a slave (so unmounting it does not reach the host) and
+    // unmounted, as runc does.
+    fchdir(&old_root).map_err(fail("chdir to the old root", Path::new("/")))?;
+    drop(old_root);
     mount(
         None::<&str>,
         ".",
