@@ -35,6 +35,10 @@ command -v crun >/dev/null || need_apt+=(crun)
 # end-to-end test, as users of either would.
 command -v podman >/dev/null || need_apt+=(podman)
 
+# containerd's CRI plugin (tests/cri.rs, conformance/critest.sh) sets up each
+# pod's loopback with the reference loopback plugin; husk-net does the rest.
+[ -x /usr/lib/cni/loopback ] || need_apt+=(containernetworking-plugins)
+
 # Docker drives husk in tests/docker.rs, with a dockerd of the test's own in
 # namespaces of its own: the package's service must not start on the host.
 [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || need_apt+=(docker.io)

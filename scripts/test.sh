@@ -30,11 +30,17 @@ bash conformance/run.sh --known-failures conformance/husk-known-failures.txt 2>&
 echo "== OCI runtime-tools suite (conformance/runtime-tools.sh) =="
 bash conformance/runtime-tools.sh || status=$?
 
+# The Kubernetes CRI suite (critest) through containerd's CRI plugin, with
+# husk and husk-net, then with runc: husk passes every spec runc passes.
+crit=$(mktemp)
+echo "== Kubernetes CRI suite (conformance/critest.sh) =="
+bash conformance/critest.sh 2>&1 | tee "$crit" || status=$?
+
 # The cgroup v2 tests (and the conformance suite once more) in a pure cgroup v2
 # guest booted under qemu, and the v1 ones in a pure v1 guest: this host's
 # cgroups are hybrid.
 vm=$(mktemp)
-trap 'rm -f "$log" "$conf" "$vm"' EXIT
+trap 'rm -f "$log" "$conf" "$vm" "$crit"' EXIT
 echo "== cgroup v2 guest (tests/vm/run.sh) =="
 bash tests/vm/run.sh 2>&1 | tee "$vm" || status=$?
 # And a pure cgroup v1 guest (no unified hierarchy): the v1 driver alone.
@@ -45,6 +51,6 @@ bash tests/vm/run.sh --v1 2>&1 | tee -a "$vm" || status=$?
 # cases, and the guest's tests.
 awk '/^test result:/ { p += $4; f += $6 }
      /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
-     /^vm-suite: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
-     END { printf "suite: %d passed, %d failed\n", p, f }' "$log" "$conf" "$vm"
+     /^(vm|critest)-suite: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     END { printf "suite: %d passed, %d failed\n", p, f }' "$log" "$conf" "$vm" "$crit"
 exit "$status"
