@@ -332,8 +332,12 @@ fn delete_removes_the_parent_cgroups_create_made() {
     cb.delete();
     // b made no parent (a had): they are left, but empty, and removable.
     assert!(!top_dir.join("mid/b").exists());
-    let _ = fs::remove_dir(top_dir.join("mid"));
-    let _ = fs::remove_dir(&top_dir);
+    // In every hierarchy: the v1 ones hold the same parents.
+    let rel = top_dir.strip_prefix(cgroup_root()).unwrap().to_path_buf();
+    for h in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = fs::remove_dir(h.path().join(&rel).join("mid"));
+        let _ = fs::remove_dir(h.path().join(&rel));
+    }
     // Alone, a container's parents go with it.
     let mut c = Bundle::sh("sleep 30");
     c.config["linux"]["cgroupsPath"] = json!(path("c"));
@@ -478,4 +482,29 @@ fn a_container_joining_a_pid_namespace_is_in_its_own_v1_cgroups() {
         fs::read_to_string(pids.join("pids.max")).unwrap().trim(),
         "20"
     );
+}
+
+#[test]
+fn a_v1_cgroup_that_is_there_already_with_a_restricted_device_list_is_rewritten() {
+    // A cgroup left by an earlier container (or a parent made by an engine)
+    // whose devices list denies everything: the container is placed there,
+    // and must still reach its own /dev/null, as under runc.
+    if !has_v1("devices") {
+        return;
+    }
+    let top = format!("husk-test-devlist-{}", std::process::id());
+    let dir = std::path::Path::new("/sys/fs/cgroup/devices").join(&top);
+    fs::create_dir_all(dir.join("c")).unwrap();
+    fs::write(dir.join("c/devices.deny"), "a").unwrap();
+    let mut b = Bundle::sh("echo ok > /dev/null && echo reached");
+    b.config["linux"]["cgroupsPath"] = json!(format!("/{top}/c"));
+    let o = b.run("devlist");
+    let _ = fs::remove_dir(dir.join("c"));
+    let _ = fs::remove_dir(&dir);
+    for h in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let p = h.path().join(&top);
+        let _ = fs::remove_dir(p.join("c"));
+        let _ = fs::remove_dir(p);
+    }
+    assert_eq!(stdout(&o).trim(), "reached", "{}", stderr(&o));
 }

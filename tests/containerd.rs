@@ -128,8 +128,12 @@ impl Drop for Containerd {
         let _ = self.daemon.wait();
         reap_orphans();
         // What the namespace left: husk's --root for it, and the parent cgroup
-        // of containerd's default cgroupsPath (/NS/ID); both empty by now.
+        // of containerd's default cgroupsPath (/NS/ID) in every hierarchy;
+        // all empty by now.
         let _ = fs::remove_dir(Path::new("/run/containerd/runc").join(NS));
+        for h in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let _ = fs::remove_dir(h.path().join(NS));
+        }
         let _ = fs::remove_dir(cgroup_root().join(NS));
         // Its root, state and image store (15 MB a run); nothing in it is
         // mounted once the daemon has stopped and the tasks are gone.

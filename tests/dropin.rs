@@ -81,6 +81,16 @@ impl Side {
 
 impl Drop for Side {
     fn drop(&mut self) {
+        // Every container a failed test left, by each runtime, so none
+        // leaves its cgroups behind for the next run to reuse.
+        for runtime in ["runc", "husk"] {
+            let root = self.dir.join(format!("state-{runtime}"));
+            for e in fs::read_dir(&root).into_iter().flatten().flatten() {
+                if let Some(id) = e.file_name().to_str() {
+                    let _ = self.cmd(runtime, &["delete", "-f", id]);
+                }
+            }
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -321,11 +331,8 @@ fn kill_all_of_a_stopped_container_succeeds_as_with_runc() {
     let b = side.bundle();
     let b = b.to_str().unwrap();
     for runtime in ["runc", "husk"] {
-        assert!(
-            side.cmd(runtime, &["run", "-d", "-b", b, "done"])
-                .status
-                .success()
-        );
+        let o = side.cmd(runtime, &["run", "-d", "-b", b, "done"]);
+        assert!(o.status.success(), "{runtime} run -d: {}", stderr(&o));
         let t = std::time::Instant::now();
         while !stdout(&side.cmd(runtime, &["state", "done"])).contains("\"stopped\"") {
             assert!(t.elapsed().as_secs() < 10, "{runtime}: never stopped");

@@ -158,6 +158,15 @@ pub fn dir_for<'a>(placed: &'a [Placed], controller: &str) -> Option<&'a Path> {
         .map(|p| p.path.as_path())
 }
 
+/// Whether the container's v1 devices list allows everything (`a *:*
+/// rwm`, what a new cgroup under an unrestricted parent has), or there is
+/// no devices hierarchy.
+pub fn devices_open(placed: &[Placed]) -> bool {
+    dir_for(placed, "devices").is_none_or(|d| {
+        fs::read_to_string(d.join("devices.list")).is_ok_and(|l| l.trim() == "a *:* rwm")
+    })
+}
+
 /// Freezes (or thaws) the container through the freezer hierarchy, as
 /// `pause` does where there is no unified one, and waits until the kernel
 /// reports it done. A cgroup that is still FREEZING (a process forked

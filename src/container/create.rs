@@ -227,9 +227,14 @@ fn create_in(
         // The unified hierarchy's device program enforces the policy on a
         // hybrid host too (the kernel checks both); the v1 lists are written
         // as well when the config lists rules (engines and the OCI suite
-        // read devices.list) or when there is no unified hierarchy.
+        // read devices.list), when there is no unified hierarchy, or when
+        // the v1 list is not open (a directory there already, or one that
+        // inherited a restricted parent's list: it would deny the
+        // container's own devices, and runc rewrites it).
         if let Some((default, exceptions)) = &plan.device_rules
-            && (plan.devices_asked || cgroup.is_none())
+            && (plan.devices_asked
+                || cgroup.is_none()
+                || !cgroups::v1::devices_open(&undo.made.cgroup_v1))
         {
             let lines = cgroups::devices::v1_lines(*default, exceptions);
             cgroups::v1::apply_devices(&undo.made.cgroup_v1, &lines)?;
