@@ -33,7 +33,9 @@ gcc -static -O2 -o "$work/pause" "$src/pause.c"
 
 # Debian's dynamic busybox (the static one runs applets inside its shell, so
 # a masked /bin/ls is never looked at), with its libraries.
-(cd "$work" && apt-get download -qq busybox 2>/dev/null)
+# On a fresh machine the package lists may not be there yet.
+(cd "$work" && { apt-get download -qq busybox 2>/dev/null ||
+  { apt-get update -qq && apt-get download -qq busybox; }; })
 bb=$work/busybox
 mkdir -p "$bb"
 dpkg-deb -x "$work"/busybox_*.deb "$work/deb"

@@ -359,15 +359,9 @@ fn create_in(
     };
     drop(child_chan);
     drop(prep);
-    undo.child = Some(dup_fd(&pidfd)?);
-    // Before this record the init ends by itself if create dies: its
-    // channel to create closes.
-    undo.made.child = Some((pid, init_start(pid)?));
-    undo.record()?;
-    if let (Some(cg), false) = (&cgroup, placed) {
-        cg.add(pid)?;
-    }
-    cgroups::v1::add(&undo.made.cgroup_v1, pid)?;
+    // Before this the init ends by itself if create dies: its channel to
+    // create closes.
+    adopt_init(undo, pid, &pidfd, cgroup.as_ref(), placed)?;
 
     if let (Some(u), Some(g)) = (&plan.uid_map, &plan.gid_map) {
         crate::process::idmap::write_maps(pid, u, g)
@@ -421,16 +415,10 @@ fn create_in(
                     None => crate::process::clone::pidfd_open(pid)
                         .map_err(|e| Error::Os(format!("pidfd_open {pid}"), e))?,
                 };
-                undo.child = Some(dup_fd(&pidfd)?);
-                undo.made.child = Some((pid, init_start(pid)?));
-                undo.record()?;
                 // The intermediate may have forked it before it was itself
                 // moved into the v1 hierarchies (or, without clone3's
-                // placement, the unified one): the init goes there now.
-                if let (Some(cg), false) = (&cgroup, placed) {
-                    cg.add(pid)?;
-                }
-                cgroups::v1::add(&undo.made.cgroup_v1, pid)?;
+                // placement, the unified one): the init goes there itself.
+                adopt_init(undo, pid, &pidfd, cgroup.as_ref(), placed)?;
             }
             Ok(Msg::RuntimeHooks) => {
                 #[allow(deprecated)]
@@ -448,9 +436,8 @@ fn create_in(
         }
     }
 
-    let pid_start = process_start(pid)
-        .map(|(s, _)| s)
-        .ok_or_else(|| Error::Init("the container's init exited during set-up".into()))?;
+    // Read when the init was adopted.
+    let pid_start = undo.made.child.map_or(0, |(_, start)| start);
     let state = State {
         oci_version: plan.oci_version.clone(),
         id: plan.id.clone(),
@@ -503,11 +490,27 @@ fn create_in(
     })
 }
 
-/// The init's start time, for the record: a pid alone could be reused.
-fn init_start(pid: i32) -> Result<u64, Error> {
-    process_start(pid)
+/// Takes `pid` as the container's init: a pidfd to end it with, the record
+/// (with its start time: a pid alone could be reused), and its place in the
+/// cgroups (clone3 placed the first process in the unified one when it
+/// could; the v1 hierarchies are joined by writing the pid).
+fn adopt_init(
+    undo: &mut Undo<'_>,
+    pid: i32,
+    pidfd: &OwnedFd,
+    cgroup: Option<&Cgroup>,
+    placed: bool,
+) -> Result<(), Error> {
+    undo.child = Some(dup_fd(pidfd)?);
+    let start = process_start(pid)
         .map(|(s, _)| s)
-        .ok_or_else(|| Error::Init("the container's init exited during set-up".into()))
+        .ok_or_else(|| Error::Init("the container's init exited during set-up".into()))?;
+    undo.made.child = Some((pid, start));
+    undo.record()?;
+    if let (Some(cg), false) = (cgroup, placed) {
+        cg.add(pid)?;
+    }
+    Ok(cgroups::v1::add(&undo.made.cgroup_v1, pid)?)
 }
 
 fn dup_fd(fd: &OwnedFd) -> Result<OwnedFd, Error> {

@@ -219,17 +219,15 @@ impl ContainerDir {
     /// The lock without waiting: held by someone else means a command (or a
     /// create) is at work on the id.
     fn try_lock(&self) -> Result<File, StateError> {
-        let f = File::open(&self.dir).map_err(io(&self.dir))?;
-        // SAFETY: flock on a descriptor we own; no memory is involved.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                StateError::Exists(self.id.clone())
-            } else {
-                io(&self.dir)(e)
-            });
-        }
-        Ok(f)
+        self.flock(libc::LOCK_EX | libc::LOCK_NB)
+            .map_err(|e| match e {
+                StateError::Io { source, .. }
+                    if source.raw_os_error() == Some(libc::EWOULDBLOCK) =>
+                {
+                    StateError::Exists(self.id.clone())
+                }
+                e => e,
+            })
     }
 
     /// Opens the record of a create in progress, to append to (one small
@@ -287,6 +285,10 @@ impl ContainerDir {
     /// Takes the container's lock (flock on its directory), held until the
     /// returned file is dropped, so commands on one id do not interleave.
     pub fn lock(&self) -> Result<File, StateError> {
+        self.flock(libc::LOCK_EX)
+    }
+
+    fn flock(&self, op: libc::c_int) -> Result<File, StateError> {
         let f = File::open(&self.dir).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 StateError::NotExist(self.id.clone())
@@ -295,7 +297,7 @@ impl ContainerDir {
             }
         })?;
         // SAFETY: flock on a descriptor we own; no memory is involved.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
             return Err(io(&self.dir)(std::io::Error::last_os_error()));
         }
         Ok(f)
