@@ -539,6 +539,21 @@ mod tests {
         assert!(process_start(i32::MAX).is_none());
     }
 
+    /// `claim` once no copy of a lock just dropped is left: another test's
+    /// thread may fork meanwhile, and its child holds a copy of every
+    /// descriptor until it execs.
+    fn claim_settled(d: &ContainerDir) -> Result<File, StateError> {
+        let t = std::time::Instant::now();
+        loop {
+            match d.claim() {
+                Err(StateError::Exists(_)) if t.elapsed().as_secs() < 5 => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                r => return r,
+            }
+        }
+    }
+
     #[test]
     fn the_record_of_a_killed_create_is_its_last_whole_line() {
         let tmp = std::env::temp_dir().join(format!("husk-making-test-{}", std::process::id()));
@@ -568,7 +583,7 @@ mod tests {
         drop(lock);
         // Once it is gone, the next claim takes back what the last whole
         // line names, and the id is free again.
-        let again = other.claim().unwrap();
+        let again = claim_settled(&other).unwrap();
         assert!(a.exists(), "an earlier line was acted on");
         assert!(!b.exists(), "the last whole line was not acted on");
         drop(again);
@@ -585,20 +600,23 @@ mod tests {
         let line = format!("{{\"cgroup\":{:?}}}\n", victim);
         let d = ContainerDir::new(&tmp.join("state"), "c1").unwrap();
         // A record that is a link to one naming the victim.
-        drop(d.claim().unwrap());
+        drop(claim_settled(&d).unwrap());
         fs::write(tmp.join("elsewhere.json"), &line).unwrap();
         std::os::unix::fs::symlink(tmp.join("elsewhere.json"), d.dir.join(MAKING_FILE)).unwrap();
-        assert!(d.claim().is_err());
+        // Refused for what the record is, not because the id is busy.
+        let e = claim_settled(&d).unwrap_err();
+        assert!(!matches!(e, StateError::Exists(_)), "{e}");
         assert!(victim.is_dir(), "a linked record was acted on");
         // A record others could have written.
         fs::remove_file(d.dir.join(MAKING_FILE)).unwrap();
         fs::write(d.dir.join(MAKING_FILE), &line).unwrap();
         fs::set_permissions(d.dir.join(MAKING_FILE), fs::Permissions::from_mode(0o666)).unwrap();
-        assert!(d.claim().is_err());
+        let e = claim_settled(&d).unwrap_err();
+        assert!(matches!(e, StateError::NotPrivate { .. }), "{e}");
         assert!(victim.is_dir(), "a record writable by others was acted on");
         // Made private, it is the record of a create that died.
         fs::set_permissions(d.dir.join(MAKING_FILE), fs::Permissions::from_mode(0o600)).unwrap();
-        drop(d.claim().unwrap());
+        drop(claim_settled(&d).unwrap());
         assert!(!victim.exists());
         fs::remove_dir_all(&tmp).unwrap();
     }
