@@ -2,6 +2,15 @@
 # them. TAG goes before each result's text.
 pass=0
 fail=0
+# Every husk call is bounded: a call that hangs is named on the console and
+# the script goes on, instead of the whole guest reaching run.sh's timeout
+# with nothing said about where.
+husk() {
+  timeout "${HUSK_CALL_TIMEOUT:-60}" /bin/husk "$@"
+  r=$?
+  [ $r = 143 ] && echo "vm: husk $* did not end within ${HUSK_CALL_TIMEOUT:-60} s" > /dev/console
+  return $r
+}
 ok() { pass=$((pass + 1)); echo "ok - $TAG$1"; }
 no() { fail=$((fail + 1)); echo "not ok - $TAG$1: $2"; }
 # status NAME: the container's status from husk state.
