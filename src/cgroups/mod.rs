@@ -111,6 +111,19 @@ pub fn relative_path(
     Ok(out)
 }
 
+/// `made_from` (the topmost directory a create makes for `path`) without
+/// husk's default parent: that one is shared by every container, and a
+/// delete removing it could pull it from under another create's mkdir.
+pub fn below_default_parent(made_from: Option<PathBuf>, path: &Path) -> Option<PathBuf> {
+    let top = made_from?;
+    if top.file_name().is_none_or(|n| n != DEFAULT_PARENT) || !path.starts_with(&top) {
+        return Some(top);
+    }
+    let first = path.strip_prefix(&top).ok()?.components().next()?;
+    let next = top.join(first);
+    (next != path).then_some(next)
+}
+
 /// A container's cgroup directory in the unified hierarchy.
 pub struct Cgroup {
     pub path: PathBuf,
@@ -427,6 +440,26 @@ mod tests {
         let writes = resources::writes(&res).unwrap();
         assert_eq!(effective_writes(&dir, &writes), writes);
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_default_parent_is_never_made_from() {
+        let m = |s: &str| Some(PathBuf::from(s));
+        let p = Path::new("/cg/husk/top/mid/a");
+        assert_eq!(below_default_parent(m("/cg/husk"), p), m("/cg/husk/top"));
+        assert_eq!(
+            below_default_parent(m("/cg/husk/top"), p),
+            m("/cg/husk/top")
+        );
+        assert_eq!(
+            below_default_parent(m("/cg/husk"), Path::new("/cg/husk/a")),
+            None
+        );
+        assert_eq!(below_default_parent(None, p), None);
+        assert_eq!(
+            below_default_parent(m("/cg/k8s"), Path::new("/cg/k8s/a")),
+            m("/cg/k8s")
+        );
     }
 
     #[test]

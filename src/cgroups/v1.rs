@@ -108,30 +108,46 @@ pub fn intent(hs: &[Hierarchy], rel: &Path) -> Vec<Placed> {
 pub fn make(placed: &[Placed]) -> Result<(), CgroupError> {
     for p in placed {
         let cpuset = p.controllers.iter().any(|c| c == "cpuset");
-        let top = p.made_from.as_deref().unwrap_or(&p.path);
-        let missing: Vec<&Path> = p
-            .path
-            .ancestors()
-            .take_while(|a| p.created && a.starts_with(top))
-            .collect();
-        for dir in missing.iter().rev() {
-            match fs::create_dir(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io(dir, "mkdir")(e)),
-            }
+        if !p.created {
             if cpuset {
-                inherit_cpuset(dir)?;
+                inherit_cpuset(&p.path)?;
             }
+            continue;
         }
-        if cpuset && missing.is_empty() {
-            inherit_cpuset(&p.path)?;
+        // What is missing is read again here, not taken from the intent: a
+        // parent that was there then (husk's shared default parent) may
+        // have been removed since by another container's delete, and is
+        // made again (a few times, should that race repeat).
+        let mut tries = 0;
+        while !make_missing(&p.path, cpuset, tries == 5)? {
+            tries += 1;
         }
     }
     Ok(())
 }
 
-/// Copies cpuset.cpus and cpuset.mems from the parent where they are empty.
+/// Makes `path` and its missing parents, top first, each cpuset filled
+/// from its parent. False when a parent went away meanwhile (an error
+/// instead when `last`).
+fn make_missing(path: &Path, cpuset: bool, last: bool) -> Result<bool, CgroupError> {
+    let missing: Vec<&Path> = path.ancestors().take_while(|a| !a.exists()).collect();
+    if missing.is_empty() && cpuset {
+        inherit_cpuset(path)?;
+    }
+    for dir in missing.iter().rev() {
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == ErrorKind::NotFound && !last => return Ok(false),
+            Err(e) => return Err(io(dir, "mkdir")(e)),
+        }
+        if cpuset {
+            inherit_cpuset(dir)?;
+        }
+    }
+    Ok(true)
+}
+
 fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
     let Some(parent) = dir.parent() else {
         return Ok(());

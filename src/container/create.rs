@@ -185,9 +185,10 @@ fn create_in(
     let unified = cgroups::unified_mount();
     let cgroup = unified.as_ref().map(|mount| {
         let mut cg = Cgroup::intent(mount, &rel);
-        if !own_parents {
-            cg.made_from = None;
-        }
+        cg.made_from = match own_parents {
+            true => cgroups::below_default_parent(cg.made_from, &cg.path),
+            false => None,
+        };
         cg
     });
     if let Some(cg) = cgroup.as_ref().filter(|c| c.created) {
@@ -196,10 +197,11 @@ fn create_in(
     }
     if v1_mode {
         undo.made.cgroup_v1 = cgroups::v1::intent(&v1, &rel);
-        if !own_parents {
-            for p in &mut undo.made.cgroup_v1 {
-                p.made_from = None;
-            }
+        for p in &mut undo.made.cgroup_v1 {
+            p.made_from = match own_parents {
+                true => cgroups::below_default_parent(p.made_from.take(), &p.path),
+                false => None,
+            };
         }
     }
     // Recorded before made: a create killed from here on leaves a record
