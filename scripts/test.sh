@@ -46,6 +46,10 @@ bash tests/vm/run.sh 2>&1 | tee "$vm" || status=$?
 # And a pure cgroup v1 guest (no unified hierarchy): the v1 driver alone.
 echo "== cgroup v1 guest (tests/vm/run.sh --v1) =="
 bash tests/vm/run.sh --v1 2>&1 | tee -a "$vm" || status=$?
+# And a guest with systemd as PID 1 (Debian's, from mmdebstrap): the
+# systemd cgroup driver, and its create/delete timed against runc's.
+echo "== systemd guest (tests/vm/run.sh --systemd) =="
+bash tests/vm/run.sh --systemd 2>&1 | tee -a "$vm" || status=$?
 
 # One closing line for the whole suite: every test binary, the conformance
 # cases, and the guest's tests.

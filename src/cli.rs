@@ -27,7 +27,8 @@ pub struct Cli {
     pub log_format: log::Format,
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Use systemd cgroup paths (not supported yet: a systemd path is an error).
+    /// The systemd cgroup driver: linux.cgroupsPath is `slice:prefix:name`, and the
+    /// container's cgroup a transient scope `prefix-name.scope` that systemd makes.
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
     /// Accepted for runc compatibility; husk never uses CRIU.

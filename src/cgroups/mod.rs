@@ -3,6 +3,7 @@
 
 pub mod devices;
 pub mod resources;
+pub mod systemd;
 pub mod v1;
 pub mod v1_resources;
 
@@ -19,8 +20,16 @@ use nix::sys::stat::Mode;
 pub enum CgroupError {
     #[error("linux.cgroupsPath: {path:?}: {msg}")]
     BadPath { path: PathBuf, msg: &'static str },
-    #[error("--systemd-cgroup: systemd cgroup paths ({0:?}) are not supported yet")]
-    Systemd(PathBuf),
+    #[error(
+        "linux.cgroupsPath: {0:?} is a systemd path (slice:prefix:name): it needs --systemd-cgroup"
+    )]
+    SystemdPath(PathBuf),
+    #[error("systemd unit {unit}: {op}: {msg}")]
+    Systemd {
+        unit: String,
+        op: &'static str,
+        msg: String,
+    },
     #[error("cgroup {path}: {op}: {source}")]
     Io {
         path: PathBuf,
@@ -73,17 +82,14 @@ pub const DEFAULT_PARENT: &str = "husk";
 
 /// The container's cgroup path relative to the hierarchy's root (config-linux.md,
 /// Control groups): absolute paths are taken from the root, relative ones under
-/// husk's default parent.
-pub fn relative_path(
-    cgroups_path: Option<&Path>,
-    id: &str,
-    systemd: bool,
-) -> Result<PathBuf, CgroupError> {
+/// husk's default parent. (With `--systemd-cgroup`, [`systemd::Unit`] reads
+/// it instead.)
+pub fn relative_path(cgroups_path: Option<&Path>, id: &str) -> Result<PathBuf, CgroupError> {
     let Some(p) = cgroups_path.filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(PathBuf::from(DEFAULT_PARENT).join(id));
     };
-    if systemd || (!p.is_absolute() && p.to_string_lossy().matches(':').count() == 2) {
-        return Err(CgroupError::Systemd(p.to_path_buf()));
+    if !p.is_absolute() && p.to_string_lossy().matches(':').count() == 2 {
+        return Err(CgroupError::SystemdPath(p.to_path_buf()));
     }
     let mut out = if p.is_absolute() {
         PathBuf::new()
@@ -464,28 +470,20 @@ mod tests {
 
     #[test]
     fn default_and_given_paths() {
+        assert_eq!(relative_path(None, "c1").unwrap(), PathBuf::from("husk/c1"));
         assert_eq!(
-            relative_path(None, "c1", false).unwrap(),
-            PathBuf::from("husk/c1")
-        );
-        assert_eq!(
-            relative_path(Some(Path::new("/k8s/pod1/c1")), "c1", false).unwrap(),
+            relative_path(Some(Path::new("/k8s/pod1/c1")), "c1").unwrap(),
             PathBuf::from("k8s/pod1/c1")
         );
         assert_eq!(
-            relative_path(Some(Path::new("mine")), "c1", false).unwrap(),
+            relative_path(Some(Path::new("mine")), "c1").unwrap(),
             PathBuf::from("husk/mine")
         );
-        assert!(relative_path(Some(Path::new("/a/../../b")), "c1", false).is_err());
-        assert!(relative_path(Some(Path::new("/")), "c1", false).is_err());
+        assert!(relative_path(Some(Path::new("/a/../../b")), "c1").is_err());
+        assert!(relative_path(Some(Path::new("/")), "c1").is_err());
         assert!(matches!(
-            relative_path(Some(Path::new("system.slice:husk:c1")), "c1", false),
-            Err(CgroupError::Systemd(_))
-        ));
-        assert!(relative_path(None, "c1", true).is_ok());
-        assert!(matches!(
-            relative_path(Some(Path::new("/x")), "c1", true),
-            Err(CgroupError::Systemd(_))
+            relative_path(Some(Path::new("system.slice:husk:c1")), "c1"),
+            Err(CgroupError::SystemdPath(_))
         ));
     }
 }

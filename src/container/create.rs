@@ -174,14 +174,28 @@ fn create_in(
     } {
         return Err(e.clone().into());
     }
-    let rel = cgroups::relative_path(plan.cgroups_path.as_deref(), &plan.id, args.systemd_cgroup)?;
+    // The systemd driver: the container's cgroup is a transient scope that
+    // systemd makes (in slices it makes), found at the same place in every
+    // hierarchy.
+    let unit = match args.systemd_cgroup {
+        true => Some(cgroups::systemd::Unit::for_container(
+            plan.cgroups_path.as_deref(),
+            &plan.id,
+        )?),
+        false => None,
+    };
+    let rel = match &unit {
+        Some(u) => u.rel.clone(),
+        None => cgroups::relative_path(plan.cgroups_path.as_deref(), &plan.id)?,
+    };
     // Parents made for the config's own cgroupsPath go again with the
     // container. husk's default parent (`husk/`) is shared by every
     // container: it is not recorded as made, so it stays in the v1
     // hierarchies (as runc's parents do) instead of going and coming back
     // with every container; on the unified hierarchy `cgroups::remove`
-    // takes it when it is empty, as it always has.
-    let own_parents = plan.cgroups_path.is_some();
+    // takes it when it is empty, as it always has. systemd's slices are
+    // systemd's.
+    let own_parents = plan.cgroups_path.is_some() && unit.is_none();
     let unified = cgroups::unified_mount();
     let cgroup = unified.as_ref().map(|mount| {
         let mut cg = Cgroup::intent(mount, &rel);
@@ -195,6 +209,7 @@ fn create_in(
         undo.made.cgroup = Some(cg.path.clone());
         undo.made.cgroup_made_from = cg.made_from.clone();
     }
+    undo.made.systemd_unit = unit.as_ref().map(|u| u.name.clone());
     if v1_mode {
         undo.made.cgroup_v1 = cgroups::v1::intent(&v1, &rel);
         for p in &mut undo.made.cgroup_v1 {
@@ -207,14 +222,28 @@ fn create_in(
     // Recorded before made: a create killed from here on leaves a record
     // of everything it may have made.
     undo.record()?;
+    let v2_writes = match (&unified, v1_mode) {
+        (Some(mount), false) => cgroups::effective_writes(mount, &plan.cgroup_writes),
+        _ => Vec::new(),
+    };
+    // Holds the scope until the init is in it.
+    let placeholder = match &unit {
+        Some(u) => Some(cgroups::systemd::start(
+            u,
+            &plan.id,
+            &cgroups::systemd::resource_props(&v2_writes),
+        )?),
+        None => None,
+    };
     let cgroup = match (unified, cgroup) {
         (Some(mount), Some(cg)) => {
-            cg.make()?;
+            if unit.is_none() {
+                cg.make()?;
+            }
             // Limits are in place before the process exists.
             if !v1_mode {
-                let writes = cgroups::effective_writes(&mount, &plan.cgroup_writes);
-                cgroups::enable_controllers(&mount, &rel, &writes)?;
-                cgroups::apply(&cg.path, &writes)?;
+                cgroups::enable_controllers(&mount, &rel, &v2_writes)?;
+                cgroups::apply(&cg.path, &v2_writes)?;
             }
             Some(cg)
         }
@@ -364,6 +393,8 @@ fn create_in(
     // Before this the init ends by itself if create dies: its channel to
     // create closes.
     adopt_init(undo, pid, &pidfd, cgroup.as_ref(), placed)?;
+    // The init holds the scope now.
+    drop(placeholder);
 
     if let (Some(u), Some(g)) = (&plan.uid_map, &plan.gid_map) {
         crate::process::idmap::write_maps(pid, u, g)
@@ -453,6 +484,7 @@ fn create_in(
         cgroup_owned: cgroup.as_ref().is_some_and(|c| c.created),
         cgroup_made_from: cgroup.as_ref().and_then(|c| c.made_from.clone()),
         cgroup_v1: undo.made.cgroup_v1.clone(),
+        systemd_unit: unit.map(|u| u.name),
         shared_pid_ns: !plan.ns.has(CloneFlags::CLONE_NEWPID),
         shared_mounts_above: undo
             .made

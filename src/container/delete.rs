@@ -72,6 +72,13 @@ pub fn destroy(dir: &ContainerDir, st: &State) -> Result<Vec<String>, Error> {
         crate::cgroups::signal_all(cg, libc::SIGKILL)?;
         st.thaw_now();
     }
+    // The systemd driver's scope: systemd removes its cgroup when the unit
+    // stops. Should systemd not answer, the cgroup is still removed below
+    // and the error reported after the rest is done.
+    let unit_stopped = match &st.systemd_unit {
+        Some(unit) => crate::cgroups::systemd::stop(unit, st.cgroup.as_deref()),
+        None => Ok(()),
+    };
     if let Some(cg) = &st.cgroup
         && st.cgroup_owned
     {
@@ -85,6 +92,7 @@ pub fn destroy(dir: &ContainerDir, st: &State) -> Result<Vec<String>, Error> {
         crate::rootfs::detach_shared_rootfs(&st.rootfs, Some(below));
     }
     dir.remove()?;
+    unit_stopped?;
     let hs = HookState {
         oci_version: &st.oci_version,
         id: &st.id,

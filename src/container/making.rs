@@ -35,6 +35,9 @@ pub struct Making {
     /// The container's directories in the v1 hierarchies.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroup_v1: Vec<Placed>,
+    /// The systemd driver's scope (its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
     /// The init: pid and start time (a reused pid is not taken for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child: Option<(i32, u64)>,
@@ -47,7 +50,7 @@ pub struct Making {
 impl Making {
     /// Takes back everything recorded, as far as it exists: the init (killed
     /// through a pidfd, `pidfd` when the caller holds one), then the
-    /// cgroups (any process still in one create made is killed: it can only
+    /// systemd scope and the cgroups (any process still in one create made is killed: it can only
     /// be the container's), then the rootfs mount.
     pub fn undo(&self, pidfd: Option<BorrowedFd<'_>>) {
         let opened;
@@ -64,6 +67,9 @@ impl Making {
         if let Some(fd) = fd {
             let _ = pidfd_send_signal(fd, libc::SIGKILL);
             pidfd_wait_exit(fd, 10_000);
+        }
+        if let Some(unit) = &self.systemd_unit {
+            let _ = cgroups::systemd::stop(unit, self.cgroup.as_deref());
         }
         if let Some(cg) = &self.cgroup
             && cgroups::remove(cg).is_ok()

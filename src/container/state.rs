@@ -97,6 +97,9 @@ pub struct State {
     /// hosts), where its resource limits are.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cgroup_v1: Vec<crate::cgroups::v1::Placed>,
+    /// The systemd driver's scope (`--systemd-cgroup`): delete stops it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_unit: Option<String>,
     /// Whether the init shares the host's pid namespace (then delete must kill
     /// every process of the container, not only the init).
     #[serde(default)]
@@ -640,6 +643,7 @@ mod tests {
             cgroup_owned: false,
             cgroup_made_from: None,
             cgroup_v1: vec![],
+            systemd_unit: Some("husk-c1.scope".into()),
             shared_pid_ns: false,
             shared_mounts_above: None,
             poststop: vec![],
@@ -648,6 +652,7 @@ mod tests {
         d.save(&s).unwrap();
         let l = d.load().unwrap();
         assert_eq!(l.pid_start, 5);
+        assert_eq!(l.systemd_unit.as_deref(), Some("husk-c1.scope"));
         assert_eq!(l.status(&d), Status::Stopped);
         d.remove().unwrap();
         fs::remove_dir_all(&tmp).unwrap();

@@ -204,6 +204,11 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
         let mount = cgroups::unified_mount().ok_or(cgroups::CgroupError::NoV2)?;
         let rel = cg.strip_prefix(&mount).unwrap_or(cg);
         cgroups::enable_controllers(&mount, rel, &writes)?;
+        // systemd keeps what it knows of (as runc, SetUnitProperties and
+        // then the files): a later daemon-reload does not undo the update.
+        if let Some(unit) = &st.systemd_unit {
+            cgroups::systemd::set(unit, &cgroups::systemd::resource_props(&writes))?;
+        }
         cgroups::apply(cg, &writes)?;
     }
     cgroups::v1::apply(&st.cgroup_v1, &v1_writes)?;

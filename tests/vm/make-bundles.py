@@ -8,7 +8,8 @@ import sys
 out = sys.argv[1]
 
 
-def bundle(name, args, resources=None, namespaces=None, mounts=(), caps=None):
+def bundle(name, args, resources=None, namespaces=None, mounts=(), caps=None,
+           cgroups_path=None, hooks=None):
     caps = caps or ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     ns = namespaces or ["pid", "network", "ipc", "uts", "mount", "cgroup"]
     config = {
@@ -34,10 +35,14 @@ def bundle(name, args, resources=None, namespaces=None, mounts=(), caps=None):
             *mounts,
         ],
         "linux": {
-            "cgroupsPath": f"/vmtest/{name}",
+            "cgroupsPath": f"/vmtest/{name}" if cgroups_path is None else cgroups_path,
             "namespaces": [{"type": t} for t in ns],
         },
     }
+    if not config["linux"]["cgroupsPath"]:
+        del config["linux"]["cgroupsPath"]
+    if hooks:
+        config["hooks"] = hooks
     if resources:
         config["linux"]["resources"] = resources
     os.makedirs(f"{out}/{name}", exist_ok=True)
@@ -61,3 +66,16 @@ bundle("devices", ["sh", "-c", "mknod /dev/kmsg2 c 1 11 && echo kmsg-made; "
                                "mknod /dev/null2 c 1 3 && echo x > /dev/null2 && echo null-opened; "
                                "head -c 1 /dev/zero | wc -c"],
        {"devices": [{"allow": False, "access": "rwm"}]}, caps=["CAP_MKNOD"])
+
+# The systemd guest's (tests/vm/guest-systemd.sh): cgroupsPath in systemd's
+# slice:prefix:name form; "" leaves it out (husk's default scope).
+limits = {"memory": {"limit": 64 << 20, "swap": 64 << 20}, "pids": {"limit": 32},
+          "cpu": {"quota": 50000, "period": 100000}}
+bundle("sd-run", ["sleep", "1000"], limits,
+       cgroups_path="kubepods-besteffort-pod1.slice:cri-containerd:sd-run")
+bundle("sd-oom", ["awk", grow], {"memory": {"limit": 32 << 20, "swap": 32 << 20}},
+       cgroups_path="")
+bundle("sd-hook", ["true"], cgroups_path="machine.slice:husk:sd-hook",
+       hooks={"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"]}]})
+bundle("sd-bad", ["true"], cgroups_path="/not/a/systemd/path")
+bundle("sd-bench", ["true"], limits, cgroups_path="")

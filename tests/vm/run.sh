@@ -26,15 +26,32 @@ fi
 # the same pure cgroup v2 footing.
 # --v1: the guest mounts only cgroup v1 hierarchies (a pure v1 host) and
 # runs tests/vm/guest-v1.sh (or, with --bench, the bench there).
+# --systemd: the guest is a Debian root filesystem (mmdebstrap, cached in
+# target/) with systemd as PID 1, and runs tests/vm/guest-systemd.sh: the
+# systemd cgroup driver's tests, then create/delete timed against runc's.
 mode=tests
 v1=
+sd=
 for arg in "$@"; do
   case $arg in
     --bench) mode=bench ;;
     --v1) v1=1 ;;
-    *) echo "usage: $0 [--bench] [--v1]" >&2; exit 2 ;;
+    --systemd) sd=1 ;;
+    *) echo "usage: $0 [--bench] [--v1] [--systemd]" >&2; exit 2 ;;
   esac
 done
+if [ -n "$sd" ]; then
+  sdroot=$PWD/target/vm-systemd-rootfs
+  if [ ! -x "$sdroot/lib/systemd/systemd" ]; then
+    command -v mmdebstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+    command -v runc >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null
+    rm -rf "$sdroot.tmp"
+    mmdebstrap --quiet --variant=minbase --include=systemd,dbus,libseccomp2 \
+      --dpkgopt='path-exclude=/usr/share/{doc,man,info,locale}/*' \
+      bookworm "$sdroot.tmp" http://deb.debian.org/debian
+    mv "$sdroot.tmp" "$sdroot"
+  fi
+fi
 if [ $mode = bench ] && { ! command -v runc >/dev/null || ! command -v crun >/dev/null; }; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun >/dev/null
 fi
@@ -45,20 +62,36 @@ kernel=$(ls /boot/vmlinuz-*-cloud-amd64 | sort -V | tail -1)
 work=$(mktemp -d /tmp/husk-vm.XXXXXX)
 trap 'cp "$work/console.log" "${HUSK_VM_LOG:-/dev/null}" 2>/dev/null; rm -rf "$work"' EXIT
 root=$work/root
+mkdir -p "$root"
+# The systemd guest's root is Debian's; the others' is busybox.
+[ -n "$sd" ] && cp -a "$sdroot/." "$root/"
 mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,rootfs/bin,rootfs/proc,rootfs/sys,rootfs/dev,rootfs/tmp}
 cp /bin/busybox "$root/bin/"
 cp /bin/busybox "$root/rootfs/bin/"
 for a in $(/bin/busybox --list); do
-  [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
+  [ -n "$sd" ] || [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
   [ -e "$root/rootfs/bin/$a" ] || ln -s busybox "$root/rootfs/bin/$a"
 done
 # husk and the conformance runner are static: nothing else to copy.
 cp "$bin/husk" "$bin/husk-conformance" "$bin/oci-check" "$root/bin/"
-printf 'root:x:0:0:root:/:/bin/sh\nuser:x:1000:1000::/:/bin/sh\n' > "$root/etc/passwd"
-printf 'root:x:0:\nuser:x:1000:\n' > "$root/etc/group"
-cp "$root/etc/passwd" "$root/etc/group" "$root/rootfs/" 2>/dev/null || true
-mkdir -p "$root/rootfs/etc" && cp "$root/etc/passwd" "$root/etc/group" "$root/rootfs/etc/"
+users='root:x:0:0:root:/:/bin/sh\nuser:x:1000:1000::/:/bin/sh\n'
+groups='root:x:0:\nuser:x:1000:\n'
+[ -n "$sd" ] || { printf "$users" > "$root/etc/passwd"; printf "$groups" > "$root/etc/group"; }
+mkdir -p "$root/rootfs/etc"
+printf "$users" > "$root/rootfs/etc/passwd"
+printf "$groups" > "$root/rootfs/etc/group"
 cp tests/vm/init "$root/init"
+if [ -n "$sd" ]; then
+  cp tests/vm/init-systemd "$root/init"
+  cp tests/vm/guest-systemd.sh "$root/"
+  cp tests/vm/husk-tests.service "$root/etc/systemd/system/"
+  ln -sf ../husk-tests.service "$root/etc/systemd/system/multi-user.target.wants/"
+  # The serial console is the tests'.
+  ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
+  ln -sf /dev/null "$root/etc/systemd/system/getty@tty1.service"
+  # runc beside husk, for the create/delete timing.
+  if command -v runc >/dev/null; then cp "$(command -v runc)" "$root/usr/sbin/runc"; fi
+fi
 cp tests/vm/guest.sh "$root/guest.sh"
 cp tests/vm/guest-v1.sh "$root/guest-v1.sh"
 cp tests/vm/lib.sh "$root/lib.sh"
@@ -69,7 +102,7 @@ python3 tests/vm/make-bundles.py "$root/bundles"
 # was built (conformance/runtime-tools.sh): the guest runs them against husk.
 rt=target/runtime-tools/src/runtime-tools
 listed=$(awk '!/^#/ && $2 == "host" {print $1}' conformance/runtime-tools-known.txt)
-if [ -x "$rt/runtimetest" ] && [ -n "$listed" ]; then
+if [ -x "$rt/runtimetest" ] && [ -n "$listed" ] && [ -z "$sd" ]; then
   mkdir -p "$root/rt/bin"
   cp "$rt/runtimetest" "$root/rt/"
   # The suite runs `tar -xf rootfs-amd64.tar.gz`; busybox's tar does not
@@ -87,6 +120,7 @@ khz=$(awk '/^cpu MHz/ {printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
 base="console=ttyS0 quiet panic=-1 tsc_early_khz=${khz:-2000000}"
 cmdline="$base HUSK_CONFORMANCE=1"
 [ -n "$v1" ] && cmdline="$base HUSK_CGROUP_V1=1"
+[ -n "$sd" ] && cmdline="$base systemd.show_status=0"
 if [ $mode = bench ]; then
   cp "$bin/husk-bench" "$bin/bench-floor" "$root/bin/"
   for b in "$(command -v runc)" "$(command -v crun)"; do
@@ -103,21 +137,25 @@ fi
 
 # A normal run takes about 30 s. Should a boot still hang before init
 # printed anything, a watchdog ends a boot that printed no "vm: tests start"
-# within 60 s, and the guest is booted again.
+# within 60 s (180 s for systemd's), and the guest is booted again.
+# systemd's boot takes longer under emulation, and its root is larger.
+mem=1536
+wait_s=60
+[ -n "$sd" ] && mem=2560 && wait_s=180
 for attempt in 1 2 3; do
   echo "vm: booting $kernel under qemu (software emulation), attempt $attempt" >&2
   start=$(date +%s)
-  timeout "${HUSK_VM_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg,thread=multi -M microvm -cpu max -m 1536 -smp 2 \
+  timeout "${HUSK_VM_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg,thread=multi -M microvm -cpu max -m "$mem" -smp 2 \
     -nographic -no-reboot -kernel "$kernel" -initrd "$work/initrd.gz" \
     -append "$cmdline" < /dev/null > "$work/raw.log" 2>&1 &
   qpid=$!
-  for _ in $(seq 60); do
+  for _ in $(seq "$wait_s"); do
     sleep 1
     grep -q '^vm: tests start' "$work/raw.log" && break
     kill -0 "$qpid" 2>/dev/null || break
   done
   if ! grep -q '^vm: tests start' "$work/raw.log"; then
-    echo "vm: no sign of the guest's tests after 60 s; ending this boot" >&2
+    echo "vm: no sign of the guest's tests after $wait_s s; ending this boot" >&2
     kill "$qpid" 2>/dev/null || true
   fi
   wait "$qpid" || true
@@ -138,7 +176,7 @@ if [ -z "$line" ]; then
   exit 1
 fi
 failed=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
-# The pure v1 guest runs no conformance suite.
-[ -n "$v1" ] && conf=${conf:-0 passed, 0 failed}
+# The pure v1 and the systemd guests run no conformance suite.
+[ -n "$v1$sd" ] && conf=${conf:-0 passed, 0 failed}
 cfailed=$(echo "${conf:-0 passed, 1 failed}" | sed -E 's/.* ([0-9]+) failed$/\1/')
 [ "$failed" = 0 ] && [ "$cfailed" = 0 ]
