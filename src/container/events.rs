@@ -6,8 +6,12 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use serde_json::{Map, Value, json};
 
@@ -283,10 +287,17 @@ pub fn events(
             json!({"type": "stats", "id": id, "data": stats_of(&st, &cg)}),
         );
     }
-    // OOM kills are checked often; stats go out every interval.
+    // OOM kills are checked often; stats go out every interval. On the
+    // unified hierarchy a change of memory.events wakes the loop at once:
+    // the systemd driver's scope (and its memory.events) is gone soon after
+    // the OOM-killed init, often before a 100 ms tick would have read it.
     let tick = Duration::from_millis(100).min(interval);
+    let watch = match st.cgroup_v1.is_empty() {
+        true => watch_file(&cg.join("memory.events")),
+        false => None,
+    };
     let mut seen_ooms = oom_kills_of(&st, &cg);
-    let mut since_stats = interval;
+    let mut last_stats: Option<Instant> = None;
     loop {
         let ooms = oom_kills_of(&st, &cg);
         if ooms > seen_ooms {
@@ -296,14 +307,35 @@ pub fn events(
         if st.status(&dir) == Status::Stopped {
             return Ok(());
         }
-        if since_stats >= interval {
-            since_stats = Duration::ZERO;
+        if last_stats.is_none_or(|t| t.elapsed() >= interval) {
+            last_stats = Some(Instant::now());
             emit(
                 out,
                 json!({"type": "stats", "id": id, "data": stats_of(&st, &cg)}),
             )?;
         }
-        std::thread::sleep(tick);
-        since_stats += tick;
+        match &watch {
+            Some(w) => wait_modified(w, tick),
+            None => std::thread::sleep(tick),
+        }
+    }
+}
+
+/// An inotify watch for changes of `file` (None where it cannot be made:
+/// the loop then just ticks).
+fn watch_file(file: &Path) -> Option<Inotify> {
+    let i = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
+    i.add_watch(file, AddWatchFlags::IN_MODIFY).ok()?;
+    Some(i)
+}
+
+/// Waits until the watched file changes, or `timeout`.
+fn wait_modified(w: &Inotify, timeout: Duration) {
+    let ms =
+        PollTimeout::try_from(timeout.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(w.as_fd(), PollFlags::POLLIN)];
+    if poll(&mut fds, ms).is_ok_and(|n| n > 0) {
+        // Drained: one read takes every pending event.
+        let _ = w.read_events();
     }
 }
