@@ -129,6 +129,34 @@ fn events_stream_ends_when_the_container_stops() {
     assert!(lines.iter().all(|l| l["type"] == "stats"));
 }
 
+#[test]
+fn events_reports_an_oom_kill_once() {
+    // Wherever the memory controller is: memory.events watched on v2, the
+    // v1 memory cgroup's OOM notification (an eventfd) on v1 and hybrid
+    // hosts such as this one.
+    let mut b = Bundle::sh("sleep 0.5; x=$(head -c 200000000 /dev/zero | tr '\\0' a)");
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 33554432, "swap": 33554432}});
+    b.write();
+    let c = b.create("evoom");
+    let events = b
+        .husk()
+        .args(["events", "--interval", "10s", "evoom"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.ok(&["start"]);
+    let o = events.wait_with_output().unwrap();
+    let types: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].to_string())
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| *t == "\"oom\"").count(),
+        1,
+        "{types:?}"
+    );
+}
+
 /// The container's directory in the v1 hierarchy holding `controller`, if
 /// this host has one (v1 and hybrid hosts), from /proc/PID/cgroup.
 fn v1_dir(pid: i32, controller: &str) -> Option<std::path::PathBuf> {

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsFd;
-use std::path::Path;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -292,16 +292,22 @@ pub fn events(
     // the systemd driver's scope (and its memory.events) is gone soon after
     // the OOM-killed init, often before a 100 ms tick would have read it.
     let tick = Duration::from_millis(100).min(interval);
+    // On v1 the memory cgroup's OOM notifications do the same.
     let watch = match st.cgroup_v1.is_empty() {
         true => watch_file(&cg.join("memory.events")),
-        false => None,
+        false => v1::dir_for(&st.cgroup_v1, "memory").and_then(v1_oom_watch),
     };
+    // An event per OOM kill counted. v1 notifies many times per OOM, and
+    // before the kill is counted: a notification is held until the count
+    // rises, or reported by itself if the cgroup is gone first.
     let mut seen_ooms = oom_kills_of(&st, &cg);
+    let mut notified = false;
     let mut last_stats: Option<Instant> = None;
     loop {
         let ooms = oom_kills_of(&st, &cg);
-        if ooms > seen_ooms {
-            seen_ooms = ooms;
+        if ooms > seen_ooms || (notified && watch.as_ref().is_some_and(Watch::gone)) {
+            seen_ooms = seen_ooms.max(ooms);
+            notified = false;
             emit(out, json!({"type": "oom", "id": id}))?;
         }
         if st.status(&dir) == Status::Stopped {
@@ -315,27 +321,89 @@ pub fn events(
             )?;
         }
         match &watch {
-            Some(w) => wait_modified(w, tick),
+            Some(w) => notified |= w.wait(tick),
             None => std::thread::sleep(tick),
+        }
+    }
+}
+
+/// What wakes the events loop before its tick.
+enum Watch {
+    /// Changes of a v2 cgroup's memory.events.
+    Events(Inotify),
+    /// A v1 memory cgroup's OOM notifications: an eventfd registered in
+    /// cgroup.event_control with memory.oom_control (as runc's
+    /// notifyOnOOM). It also fires once when the cgroup is removed.
+    V1Oom {
+        efd: OwnedFd,
+        _oom_control: fs::File,
+        dir: PathBuf,
+    },
+}
+
+impl Watch {
+    /// Whether the watched v1 memory cgroup is gone.
+    fn gone(&self) -> bool {
+        matches!(self, Watch::V1Oom { dir, .. } if !dir.exists())
+    }
+
+    /// Waits for a change or `timeout`; true for an OOM notification.
+    fn wait(&self, timeout: Duration) -> bool {
+        let fd = match self {
+            Watch::Events(i) => i.as_fd(),
+            Watch::V1Oom { efd, .. } => efd.as_fd(),
+        };
+        let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        if !poll(&mut fds, ms).is_ok_and(|n| n > 0) {
+            return false;
+        }
+        match self {
+            Watch::Events(i) => {
+                // Drained: one read takes every pending event.
+                let _ = i.read_events();
+                false
+            }
+            Watch::V1Oom { efd, dir, .. } => {
+                let mut n = [0u8; 8];
+                if nix::unistd::read(efd, &mut n).is_err() {
+                    return false;
+                }
+                // The removal of the cgroup notifies once: with the cgroup
+                // gone, only a count above one holds an OOM as well.
+                let count = u64::from_ne_bytes(n);
+                count >= 2 || (count == 1 && dir.exists())
+            }
         }
     }
 }
 
 /// An inotify watch for changes of `file` (None where it cannot be made:
 /// the loop then just ticks).
-fn watch_file(file: &Path) -> Option<Inotify> {
+fn watch_file(file: &Path) -> Option<Watch> {
     let i = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
     i.add_watch(file, AddWatchFlags::IN_MODIFY).ok()?;
-    Some(i)
+    Some(Watch::Events(i))
 }
 
-/// Waits until the watched file changes, or `timeout`.
-fn wait_modified(w: &Inotify, timeout: Duration) {
-    let ms =
-        PollTimeout::try_from(timeout.as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX);
-    let mut fds = [PollFd::new(w.as_fd(), PollFlags::POLLIN)];
-    if poll(&mut fds, ms).is_ok_and(|n| n > 0) {
-        // Drained: one read takes every pending event.
-        let _ = w.read_events();
+/// OOM notifications of the v1 memory cgroup `dir` (None where they cannot
+/// be had: the loop then reads memory.oom_control every tick).
+fn v1_oom_watch(dir: &Path) -> Option<Watch> {
+    let oom_control = fs::File::open(dir.join("memory.oom_control")).ok()?;
+    // SAFETY: eventfd(2) takes plain integers; a non-negative result is a
+    // new descriptor that nothing else owns.
+    let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if raw < 0 {
+        return None;
     }
+    // SAFETY: `raw` was just opened above and is owned here alone.
+    let efd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let line = format!("{} {}", efd.as_raw_fd(), oom_control.as_raw_fd());
+    fs::write(dir.join("cgroup.event_control"), line).ok()?;
+    Some(Watch::V1Oom {
+        efd,
+        _oom_control: oom_control,
+        dir: dir.to_path_buf(),
+    })
 }
