@@ -50,6 +50,9 @@ bash tests/vm/run.sh --v1 2>&1 | tee -a "$vm" || status=$?
 # systemd cgroup driver, and its create/delete timed against runc's.
 echo "== systemd guest (tests/vm/run.sh --systemd) =="
 bash tests/vm/run.sh --systemd 2>&1 | tee -a "$vm" || status=$?
+# The same with systemd's hybrid layout (v1 controllers, as Ubuntu 20.04).
+echo "== systemd guest, hybrid (tests/vm/run.sh --systemd --v1) =="
+bash tests/vm/run.sh --systemd --v1 2>&1 | tee -a "$vm" || status=$?
 
 # One closing line for the whole suite: every test binary, the conformance
 # cases, and the guest's tests.

@@ -22,8 +22,8 @@ pub struct Rule {
     pub access: u32,
 }
 
-const CHAR: u32 = 2;
-const BLOCK: u32 = 1;
+pub const CHAR: u32 = 2;
+pub const BLOCK: u32 = 1;
 const ALL_ACCESS: u32 = 7;
 
 impl Rule {

@@ -144,6 +144,75 @@ pub enum Prop {
     U64(u64),
     /// A CPU or memory node bitmask (`ay`: bit n of byte n/8 is cpu n).
     Mask(Vec<u8>),
+    Str(&'static str),
+    /// DeviceAllow's `a(ss)`: a device specifier and its access.
+    Devices(Vec<(String, String)>),
+}
+
+/// The device policy for systemd, from the container's rules (as runc
+/// gives it): `DevicePolicy=strict` and an allow list. Without it systemd
+/// writes `devices.allow a` to a v1 scope whenever it applies the unit
+/// again (a daemon-reload), opening every device. A policy that allows all
+/// but some devices cannot be told to systemd (it has no deny list): its
+/// default stays, and husk's rules and program hold. Deny exceptions are
+/// left out of the list (systemd may then allow more on a reload than
+/// husk's own rules, which still apply on v2 and hybrid hosts).
+/// `proc_devices` is /proc/devices, for a major with any minor.
+pub fn device_props(
+    default: bool,
+    exceptions: &[super::devices::Rule],
+    proc_devices: &str,
+) -> Vec<(&'static str, Prop)> {
+    use super::devices::{BLOCK, CHAR};
+    if default {
+        return Vec::new();
+    }
+    let mut allow = Vec::new();
+    for r in exceptions.iter().filter(|r| r.allow) {
+        let access: String = [(2, 'r'), (4, 'w'), (1, 'm')]
+            .iter()
+            .filter(|(bit, _)| r.access & bit != 0)
+            .map(|(_, c)| *c)
+            .collect();
+        let kinds: &[(u32, &str)] = match r.kind {
+            Some(CHAR) => &[(CHAR, "char")],
+            Some(BLOCK) => &[(BLOCK, "block")],
+            _ => &[(CHAR, "char"), (BLOCK, "block")],
+        };
+        for (_, kind) in kinds {
+            let spec = match (r.major, r.minor) {
+                (None, _) => format!("{kind}-*"),
+                (Some(major), None) => match device_group(proc_devices, kind, major) {
+                    Some(g) => format!("{kind}-{g}"),
+                    None => continue,
+                },
+                (Some(major), Some(minor)) => format!("/dev/{kind}/{major}:{minor}"),
+            };
+            allow.push((spec, access.clone()));
+        }
+    }
+    vec![
+        ("DevicePolicy", Prop::Str("strict")),
+        ("DeviceAllow", Prop::Devices(allow)),
+    ]
+}
+
+/// The name /proc/devices gives a major number (`pts` for char 136).
+fn device_group(proc_devices: &str, kind: &str, major: u32) -> Option<String> {
+    let header = if kind == "char" {
+        "Character devices:"
+    } else {
+        "Block devices:"
+    };
+    proc_devices
+        .lines()
+        .skip_while(|l| l.trim() != header)
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| {
+            let (n, name) = l.trim().split_once(' ')?;
+            (n.parse() == Ok(major)).then(|| name.trim().to_string())
+        })
 }
 
 fn limit(v: &str) -> Option<u64> {
@@ -151,6 +220,19 @@ fn limit(v: &str) -> Option<u64> {
         "max" => Some(u64::MAX),
         n => n.parse().ok(),
     }
+}
+
+/// A v1 limit: -1 (or anything negative) is none.
+fn v1_limit(v: &str) -> Option<u64> {
+    let n: i64 = v.trim().parse().ok()?;
+    Some(u64::try_from(n).unwrap_or(u64::MAX))
+}
+
+/// systemd keeps a cpu quota as a percentage of a second: rounded up to
+/// 10 ms (1%), so the cgroup gets at least the quota asked for (as runc).
+fn quota_per_sec(quota: u64, period: Option<u64>) -> u64 {
+    let per_sec = quota.saturating_mul(1_000_000) / period.unwrap_or(100_000).max(1);
+    per_sec.div_ceil(10_000).saturating_mul(10_000)
 }
 
 /// `0-3,6` as systemd's bitmask.
@@ -177,12 +259,19 @@ fn mask(list: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The systemd properties for the cgroup v2 writes it has properties for
-/// (the set runc gives it): told to systemd, they stay when systemd applies
-/// its unit's settings again (a daemon-reload), where a value written only
-/// to the file would be undone. The files are written as well.
+/// The systemd properties for the cgroup writes (v2, or v1 on a hybrid or
+/// legacy host) it has properties for (the set runc gives it): told to
+/// systemd, they stay when systemd applies its unit's settings again (a
+/// daemon-reload), where a value written only to the file would be undone
+/// (on v1, a memory limit reset to none). The files are written as well.
 pub fn resource_props(writes: &[Write]) -> Vec<(&'static str, Prop)> {
     let mut out = Vec::new();
+    // v1 keeps quota and period in two files.
+    let v1_period = writes
+        .iter()
+        .find(|w| w.file == "cpu.cfs_period_us")
+        .and_then(|w| w.value.trim().parse::<u64>().ok())
+        .filter(|p| *p > 0);
     for w in writes {
         let v = w.value.as_str();
         let prop = match w.file.as_str() {
@@ -194,6 +283,22 @@ pub fn resource_props(writes: &[Write]) -> Vec<(&'static str, Prop)> {
             "cpu.weight" => v.trim().parse().ok().map(|n| ("CPUWeight", Prop::U64(n))),
             "cpuset.cpus" => mask(v).map(|m| ("AllowedCPUs", Prop::Mask(m))),
             "cpuset.mems" => mask(v).map(|m| ("AllowedMemoryNodes", Prop::Mask(m))),
+            // cgroup v1 (systemd's legacy names where they differ).
+            "memory.limit_in_bytes" => v1_limit(v).map(|n| ("MemoryLimit", Prop::U64(n))),
+            "cpu.shares" => v.trim().parse().ok().map(|n| ("CPUShares", Prop::U64(n))),
+            "blkio.weight" => v
+                .trim()
+                .parse()
+                .ok()
+                .map(|n| ("BlockIOWeight", Prop::U64(n))),
+            "cpu.cfs_period_us" => v1_period.map(|p| ("CPUQuotaPeriodUSec", Prop::U64(p))),
+            "cpu.cfs_quota_us" => v.trim().parse::<i64>().ok().map(|q| match q {
+                q if q < 0 => ("CPUQuotaPerSecUSec", Prop::U64(u64::MAX)),
+                q => (
+                    "CPUQuotaPerSecUSec",
+                    Prop::U64(quota_per_sec(q as u64, v1_period)),
+                ),
+            }),
             "cpu.max" => {
                 let mut it = v.split_whitespace();
                 let quota = it.next();
@@ -203,15 +308,10 @@ pub fn resource_props(writes: &[Write]) -> Vec<(&'static str, Prop)> {
                 }
                 match quota {
                     Some("max") => Some(("CPUQuotaPerSecUSec", Prop::U64(u64::MAX))),
-                    Some(q) => q.parse::<u64>().ok().map(|q| {
-                        // systemd keeps the quota as a percentage of a
-                        // second: round up to 10 ms (1%) so the cgroup gets
-                        // at least the quota asked for (as runc does).
-                        let per_sec =
-                            q.saturating_mul(1_000_000) / period.unwrap_or(100_000).max(1);
-                        let per_sec = per_sec.div_ceil(10_000).saturating_mul(10_000);
-                        ("CPUQuotaPerSecUSec", Prop::U64(per_sec))
-                    }),
+                    Some(q) => q
+                        .parse::<u64>()
+                        .ok()
+                        .map(|q| ("CPUQuotaPerSecUSec", Prop::U64(quota_per_sec(q, period)))),
                     None => None,
                 }
             }
@@ -247,6 +347,8 @@ mod bus {
         match p {
             Prop::U64(n) => Value::from(*n),
             Prop::Mask(m) => Value::from(m.clone()),
+            Prop::Str(s) => Value::from(*s),
+            Prop::Devices(d) => Value::from(d.clone()),
         }
     }
 
@@ -564,7 +666,51 @@ mod tests {
                 ("CPUQuotaPerSecUSec", Prop::U64(u64::MAX))
             ]
         );
+        // v1 files, as systemd's legacy properties.
+        assert_eq!(
+            resource_props(&[
+                w("memory.limit_in_bytes", "-1"),
+                w("cpu.shares", "2"),
+                w("cpu.cfs_period_us", "50000"),
+                w("cpu.cfs_quota_us", "25000"),
+                w("pids.max", "max"),
+            ]),
+            vec![
+                ("MemoryLimit", Prop::U64(u64::MAX)),
+                ("CPUShares", Prop::U64(2)),
+                ("CPUQuotaPeriodUSec", Prop::U64(50_000)),
+                ("CPUQuotaPerSecUSec", Prop::U64(500_000)),
+                ("TasksMax", Prop::U64(u64::MAX)),
+            ]
+        );
         assert_eq!(mask("8"), Some(vec![0, 1]));
+    }
+
+    #[test]
+    fn device_rules_as_systemd_policy() {
+        use crate::cgroups::devices::{Rule, default_allowed, effective};
+        let proc_devices = "Character devices:\n  1 mem\n136 pts\n\nBlock devices:\n  7 loop\n";
+        let mut rules = vec![Rule {
+            allow: true,
+            kind: Some(1),
+            major: Some(7),
+            minor: None,
+            access: 2,
+        }];
+        rules.extend(default_allowed(&[]));
+        let (default, exceptions) = effective(&rules);
+        let props = device_props(default, &exceptions, proc_devices);
+        assert_eq!(props[0], ("DevicePolicy", Prop::Str("strict")));
+        let Prop::Devices(allow) = &props[1].1 else {
+            panic!("{props:?}")
+        };
+        let has = |spec: &str, access: &str| allow.contains(&(spec.into(), access.into()));
+        assert!(has("block-loop", "r"), "{allow:?}");
+        assert!(has("/dev/char/1:3", "rwm"), "{allow:?}");
+        assert!(has("char-pts", "rwm"), "{allow:?}");
+        assert!(has("char-*", "m") && has("block-*", "m"), "{allow:?}");
+        // Allow-all cannot be told to systemd: nothing is.
+        assert!(device_props(true, &exceptions, proc_devices).is_empty());
         assert_eq!(mask("3-1"), None);
     }
 }

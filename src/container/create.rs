@@ -228,11 +228,21 @@ fn create_in(
     };
     // Holds the scope until the init is in it.
     let placeholder = match &unit {
-        Some(u) => Some(cgroups::systemd::start(
-            u,
-            &plan.id,
-            &cgroups::systemd::resource_props(&v2_writes),
-        )?),
+        Some(u) => {
+            let mut props = cgroups::systemd::resource_props(match v1_mode {
+                true => &plan.cgroup_v1_writes,
+                false => &v2_writes,
+            });
+            if let Some((default, exceptions)) = &plan.device_rules {
+                let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+                props.extend(cgroups::systemd::device_props(
+                    *default,
+                    exceptions,
+                    &proc_devices,
+                ));
+            }
+            Some(cgroups::systemd::start(u, &plan.id, &props)?)
+        }
         None => None,
     };
     let cgroup = match (unified, cgroup) {

@@ -162,6 +162,11 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
             cgroups::devices::rules(list).map_err(|(f, m)| Error::Config(format!("{f}: {m}")))?;
         rules.extend(cgroups::devices::default_allowed(&[]));
         let (default, exceptions) = cgroups::devices::effective(&rules);
+        if let Some(unit) = &st.systemd_unit {
+            let proc_devices = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+            let props = cgroups::systemd::device_props(default, &exceptions, &proc_devices);
+            cgroups::systemd::set(unit, &props)?;
+        }
         cgroups::v1::apply_devices(
             &st.cgroup_v1,
             &cgroups::devices::v1_lines(default, &exceptions),
@@ -210,6 +215,9 @@ pub fn update(root: &Path, id: &str, res: &LinuxResources) -> Result<(), Error> 
             cgroups::systemd::set(unit, &cgroups::systemd::resource_props(&writes))?;
         }
         cgroups::apply(cg, &writes)?;
+    }
+    if let (true, Some(unit)) = (v1, &st.systemd_unit) {
+        cgroups::systemd::set(unit, &cgroups::systemd::resource_props(&v1_writes))?;
     }
     cgroups::v1::apply(&st.cgroup_v1, &v1_writes)?;
     Ok(())

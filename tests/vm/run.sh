@@ -28,7 +28,8 @@ fi
 # runs tests/vm/guest-v1.sh (or, with --bench, the bench there).
 # --systemd: the guest is a Debian root filesystem (mmdebstrap, cached in
 # target/) with systemd as PID 1, and runs tests/vm/guest-systemd.sh: the
-# systemd cgroup driver's tests, then create/delete timed against runc's.
+# systemd cgroup driver's tests, then create/delete timed against runc's;
+# with --v1, systemd mounts the hybrid layout.
 mode=tests
 v1=
 sd=
@@ -121,6 +122,10 @@ base="console=ttyS0 quiet panic=-1 tsc_early_khz=${khz:-2000000}"
 cmdline="$base HUSK_CONFORMANCE=1"
 [ -n "$v1" ] && cmdline="$base HUSK_CGROUP_V1=1"
 [ -n "$sd" ] && cmdline="$base systemd.show_status=0"
+# --systemd --v1: systemd's hybrid layout (v1 controllers, the unified
+# hierarchy beside them for its own tracking).
+[ -n "$sd" ] && [ -n "$v1" ] &&
+  cmdline="$cmdline systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0"
 if [ $mode = bench ]; then
   cp "$bin/husk-bench" "$bin/bench-floor" "$root/bin/"
   for b in "$(command -v runc)" "$(command -v crun)"; do
