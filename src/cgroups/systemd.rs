@@ -174,12 +174,12 @@ pub fn device_props(
             .filter(|(bit, _)| r.access & bit != 0)
             .map(|(_, c)| *c)
             .collect();
-        let kinds: &[(u32, &str)] = match r.kind {
-            Some(CHAR) => &[(CHAR, "char")],
-            Some(BLOCK) => &[(BLOCK, "block")],
-            _ => &[(CHAR, "char"), (BLOCK, "block")],
+        let kinds: &[&str] = match r.kind {
+            Some(CHAR) => &["char"],
+            Some(BLOCK) => &["block"],
+            _ => &["char", "block"],
         };
-        for (_, kind) in kinds {
+        for kind in kinds {
             let spec = match (r.major, r.minor) {
                 (None, _) => format!("{kind}-*"),
                 (Some(major), None) => match device_group(proc_devices, kind, major) {

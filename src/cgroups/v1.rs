@@ -130,7 +130,16 @@ pub fn make(placed: &[Placed]) -> Result<(), CgroupError> {
 /// from its parent. False when a parent went away meanwhile (an error
 /// instead when `last`).
 fn make_missing(path: &Path, cpuset: bool, last: bool) -> Result<bool, CgroupError> {
-    let missing: Vec<&Path> = path.ancestors().take_while(|a| !a.exists()).collect();
+    // The usual case, a parent that is there, in one mkdir; the missing
+    // parents are looked for only when it is not.
+    let missing: Vec<&Path> = match fs::create_dir(path) {
+        Ok(()) => vec![],
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => vec![],
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            path.ancestors().take_while(|a| !a.exists()).collect()
+        }
+        Err(e) => return Err(io(path, "mkdir")(e)),
+    };
     if missing.is_empty() && cpuset {
         inherit_cpuset(path)?;
     }

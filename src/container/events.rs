@@ -260,6 +260,15 @@ fn oom_kills_of(st: &super::State, cg: &Path) -> u64 {
     }
 }
 
+/// The times the OOM killer was invoked in a v2 cgroup (`oom` of
+/// memory.events; none on v1, where notifications say it).
+fn oom_invoked(st: &super::State, cg: &Path) -> u64 {
+    match st.cgroup_v1.is_empty() {
+        true => keyed(cg, "memory.events").get("oom").copied().unwrap_or(0),
+        false => 0,
+    }
+}
+
 /// Prints events until the container stops (or once, with `--stats`).
 pub fn events(
     root: &Path,
@@ -300,10 +309,19 @@ pub fn events(
     // An event per OOM kill counted. v1 notifies many times per OOM, and
     // before the kill is counted: a notification is held until the count
     // rises, or reported by itself if the cgroup is gone first.
+    // On v2 the same hold is taken when memory.events counts an OOM (its
+    // `oom`, which rises before the kill and so well before the cgroup can
+    // go): the kill's own count may be read too late.
     let mut seen_ooms = oom_kills_of(&st, &cg);
+    let mut seen_invoked = oom_invoked(&st, &cg);
     let mut notified = false;
     let mut last_stats: Option<Instant> = None;
     loop {
+        let invoked = oom_invoked(&st, &cg);
+        if invoked > seen_invoked {
+            seen_invoked = invoked;
+            notified = true;
+        }
         let ooms = oom_kills_of(&st, &cg);
         if ooms > seen_ooms || (notified && watch.as_ref().is_some_and(Watch::gone)) {
             seen_ooms = seen_ooms.max(ooms);
@@ -329,8 +347,8 @@ pub fn events(
 
 /// What wakes the events loop before its tick.
 enum Watch {
-    /// Changes of a v2 cgroup's memory.events.
-    Events(Inotify),
+    /// Changes of a v2 cgroup's memory.events (in `dir`).
+    Events { inotify: Inotify, dir: PathBuf },
     /// A v1 memory cgroup's OOM notifications: an eventfd registered in
     /// cgroup.event_control with memory.oom_control (as runc's
     /// notifyOnOOM). It also fires once when the cgroup is removed.
@@ -342,15 +360,17 @@ enum Watch {
 }
 
 impl Watch {
-    /// Whether the watched v1 memory cgroup is gone.
+    /// Whether the watched cgroup is gone.
     fn gone(&self) -> bool {
-        matches!(self, Watch::V1Oom { dir, .. } if !dir.exists())
+        match self {
+            Watch::Events { dir, .. } | Watch::V1Oom { dir, .. } => !dir.exists(),
+        }
     }
 
     /// Waits for a change or `timeout`; true for an OOM notification.
     fn wait(&self, timeout: Duration) -> bool {
         let fd = match self {
-            Watch::Events(i) => i.as_fd(),
+            Watch::Events { inotify, .. } => inotify.as_fd(),
             Watch::V1Oom { efd, .. } => efd.as_fd(),
         };
         let ms = PollTimeout::try_from(timeout.as_millis().min(60_000) as i32)
@@ -360,9 +380,9 @@ impl Watch {
             return false;
         }
         match self {
-            Watch::Events(i) => {
+            Watch::Events { inotify, .. } => {
                 // Drained: one read takes every pending event.
-                let _ = i.read_events();
+                let _ = inotify.read_events();
                 false
             }
             Watch::V1Oom { efd, dir, .. } => {
@@ -384,7 +404,10 @@ impl Watch {
 fn watch_file(file: &Path) -> Option<Watch> {
     let i = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok()?;
     i.add_watch(file, AddWatchFlags::IN_MODIFY).ok()?;
-    Some(Watch::Events(i))
+    Some(Watch::Events {
+        inotify: i,
+        dir: file.parent()?.to_path_buf(),
+    })
 }
 
 /// OOM notifications of the v1 memory cgroup `dir` (None where they cannot

@@ -133,6 +133,41 @@ sd create --bundle /bundles/sd-bad sd-bad > /tmp/sd-bad.out 2>&1 < /dev/null
 grep -q 'linux.cgroupsPath.*slice:prefix:name' /tmp/sd-bad.out && ok "a bad path is refused" || no "bad path" "$(cat /tmp/sd-bad.out)"
 [ -z "$(units_left)" ] && [ ! -e /run/husk/sd-bad ] && ok "a refused create leaves nothing" || no "refused create" "$(units_left)"
 
+# runc's own default config (`runc spec`, made here) under husk's systemd
+# driver and runc's: husk runs it, and systemd gets the same unit settings
+# from both (runc's deny-all device rule as DevicePolicy=strict and the
+# default devices' allow list).
+if [ -x /usr/sbin/runc ]; then
+  mkdir -p /tmp/rs
+  (cd /tmp/rs && /usr/sbin/runc spec)
+  sed -i 's/"terminal": true/"terminal": false/; s#"path": "rootfs"#"path": "/rootfs"#; s/^\([[:space:]]*\)"sh"$/\1"sleep", "100"/' /tmp/rs/config.json
+  sd create --bundle /tmp/rs spec-husk > /tmp/spec.out 2>&1 < /dev/null && ok "runc spec: create" || no "runc spec: create" "$(cat /tmp/spec.out)"
+  /usr/sbin/runc --systemd-cgroup create --bundle /tmp/rs spec-runc > /tmp/spec-runc.out 2>&1 < /dev/null
+  out=$(husk exec spec-husk sh -c 'echo x > /dev/null && echo null-ok' 2>&1)
+  [ "$out" = null-ok ] && ok "runc spec: /dev/null works" || no "runc spec: /dev/null" "$out"
+  for prop in Delegate DevicePolicy TasksAccounting; do
+    h=$(systemctl show -P $prop husk-spec-husk.scope)
+    r=$(systemctl show -P $prop runc-spec-runc.scope)
+    [ "$h" = "$r" ] && ok "runc spec: $prop as runc's ($h)" || no "runc spec: $prop" "husk: $h; runc: $r ($(cat /tmp/spec-runc.out))"
+  done
+  # DeviceAllow: runc's entries, and besides them only nodes this host has
+  # no device for, which runc leaves out ("skipping device … for systemd")
+  # and husk keeps, as the config lists them, and /dev/console (5:1), which
+  # husk's default device rules allow and runc's do not (a difference of the
+  # rules, not of this mapping: to be looked at on its own).
+  systemctl show -p DeviceAllow husk-spec-husk.scope | sort > /tmp/da-husk
+  systemctl show -p DeviceAllow runc-spec-runc.scope | sort > /tmp/da-runc
+  extra=$(comm -23 /tmp/da-husk /tmp/da-runc | while read -r spec _; do
+    n=${spec#DeviceAllow=/dev/char/}
+    { [ "$n" != "$spec" ] && [ ! -e "/sys/dev/char/$n" ]; } || [ "$n" = 5:1 ] || echo "$spec"
+  done)
+  [ -s /tmp/da-runc ] && [ -z "$(comm -13 /tmp/da-husk /tmp/da-runc)" ] && [ -z "$extra" ] &&
+    ok "runc spec: DeviceAllow as runc's ($(wc -l < /tmp/da-runc) entries)" ||
+    no "runc spec: DeviceAllow" "runc only: $(comm -13 /tmp/da-husk /tmp/da-runc | tr '\n' ' '); husk only: $extra"
+  sd delete --force spec-husk
+  /usr/sbin/runc --systemd-cgroup delete --force spec-runc
+fi
+
 echo "vm-suite: $pass passed, $fail failed"
 
 # create + delete with the systemd driver, husk and runc interleaved
