@@ -522,9 +522,12 @@ fn a_device_node_in_the_image_does_not_open_a_host_device() {
     // deny-all plus its default list whatever the config says, and so must
     // husk. (/dev/kmsg reads and writes the host kernel's log, /dev/kvm makes
     // virtual machines; a block device of the host's disk is the same case,
-    // but this sandbox refuses raw disks even to the host's root.)
+    // but this sandbox refuses raw disks even to the host's root.) The
+    // host's console (c 5:1: its input and output) is not on runc's default
+    // list either: a container's own console is a pty (136:N).
     let mut b = Bundle::sh(
         "probe open-write /data/kmsg; probe open-write /data/kvm; \
+         mknod /dev/hostconsole c 5 1 && probe open-write /dev/hostconsole; \
          probe open-write /dev/null; mknod /dev/tuntest c 10 200 && probe open-write /dev/tuntest",
     );
     let rootfs = b.own_rootfs();
@@ -549,7 +552,7 @@ fn a_device_node_in_the_image_does_not_open_a_host_device() {
     // allowed as runc allows them (`c *:* m`, `b *:* m`, `c 10:200 rwm`).
     assert_eq!(
         out,
-        "error EPERM\nerror EPERM\nopened for writing\nopened for writing\n"
+        "error EPERM\nerror EPERM\nerror EPERM\nopened for writing\nopened for writing\n"
     );
 }
 

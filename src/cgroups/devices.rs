@@ -119,7 +119,6 @@ pub fn default_allowed(extra: &[(u32, u64, u64)]) -> Vec<Rule> {
         r(CHAR, 1, Some(8)),    // random
         r(CHAR, 1, Some(9)),    // urandom
         r(CHAR, 5, Some(0)),    // tty
-        r(CHAR, 5, Some(1)),    // console
         r(CHAR, 5, Some(2)),    // ptmx
         r(CHAR, 136, None),     // pts/*
     ];

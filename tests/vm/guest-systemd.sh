@@ -152,14 +152,12 @@ if [ -x /usr/sbin/runc ]; then
   done
   # DeviceAllow: runc's entries, and besides them only nodes this host has
   # no device for, which runc leaves out ("skipping device … for systemd")
-  # and husk keeps, as the config lists them, and /dev/console (5:1), which
-  # husk's default device rules allow and runc's do not (a difference of the
-  # rules, not of this mapping: to be looked at on its own).
+  # and husk keeps, as the config lists them.
   systemctl show -p DeviceAllow husk-spec-husk.scope | sort > /tmp/da-husk
   systemctl show -p DeviceAllow runc-spec-runc.scope | sort > /tmp/da-runc
   extra=$(comm -23 /tmp/da-husk /tmp/da-runc | while read -r spec _; do
     n=${spec#DeviceAllow=/dev/char/}
-    { [ "$n" != "$spec" ] && [ ! -e "/sys/dev/char/$n" ]; } || [ "$n" = 5:1 ] || echo "$spec"
+    { [ "$n" != "$spec" ] && [ ! -e "/sys/dev/char/$n" ]; } || echo "$spec"
   done)
   [ -s /tmp/da-runc ] && [ -z "$(comm -13 /tmp/da-husk /tmp/da-runc)" ] && [ -z "$extra" ] &&
     ok "runc spec: DeviceAllow as runc's ($(wc -l < /tmp/da-runc) entries)" ||
