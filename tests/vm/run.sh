@@ -29,7 +29,9 @@ fi
 # --systemd: the guest is a Debian root filesystem (mmdebstrap, cached in
 # target/) with systemd as PID 1, and runs tests/vm/guest-systemd.sh: the
 # systemd cgroup driver's tests, then create/delete timed against runc's;
-# with --v1, systemd mounts the hybrid layout.
+# with --v1, systemd mounts the hybrid layout. HUSK_VM_EXTRA=husk_cri_only
+# (on the guest's command line) runs only its containerd part
+# (tests/vm/guest-cri.sh), when working on that.
 mode=tests
 v1=
 sd=
@@ -43,14 +45,29 @@ for arg in "$@"; do
 done
 if [ -n "$sd" ]; then
   sdroot=$PWD/target/vm-systemd-rootfs
-  if [ ! -x "$sdroot/lib/systemd/systemd" ]; then
+  # Debian's containerd (with its runc), the reference loopback plugin, nft
+  # (husk-net's rules) and kmod (the guest loads bridge, veth, overlay and
+  # nf_tables as modules): containerd's CRI with SystemdCgroup = true runs
+  # pods through husk there. A change of this list makes the root again.
+  pkgs=systemd,dbus,libseccomp2,kmod,containerd,runc,nftables,containernetworking-plugins
+  if [ ! -x "$sdroot/lib/systemd/systemd" ] || [ "$(cat "$sdroot/.husk-packages" 2>/dev/null)" != "$pkgs" ]; then
     command -v mmdebstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
-    command -v runc >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null
-    rm -rf "$sdroot.tmp"
-    mmdebstrap --quiet --variant=minbase --include=systemd,dbus,libseccomp2 \
+    rm -rf "$sdroot.tmp" "$sdroot"
+    mmdebstrap --quiet --variant=minbase --include="$pkgs" \
       --dpkgopt='path-exclude=/usr/share/{doc,man,info,locale}/*' \
       bookworm "$sdroot.tmp" http://deb.debian.org/debian
+    echo "$pkgs" > "$sdroot.tmp/.husk-packages"
     mv "$sdroot.tmp" "$sdroot"
+  fi
+  # critest and crictl (conformance/critest-build.sh; skipped when built),
+  # and the images critest runs (conformance/critest-images.sh; cached).
+  tarball=${CRITEST_TARBALL:-$(ls ../shared/third_party/cri-tools-*.tar.gz 2>/dev/null | head -1 || true)}
+  [ -n "$tarball" ] && bash conformance/critest-build.sh "$tarball" "$PWD/target/cri-tools"
+  if [ ! -e target/vm-cri-images/.done ]; then
+    rm -rf target/vm-cri-images
+    bash conformance/critest-images.sh "$PWD/target/vm-cri-images"
+    rm -rf target/vm-cri-images/build
+    touch target/vm-cri-images/.done
   fi
 fi
 if [ $mode = bench ] && { ! command -v runc >/dev/null || ! command -v crun >/dev/null; }; then
@@ -85,13 +102,51 @@ cp tests/vm/init "$root/init"
 if [ -n "$sd" ]; then
   cp tests/vm/init-systemd "$root/init"
   cp tests/vm/guest-systemd.sh "$root/"
+  cp tests/vm/guest-cri.sh "$root/"
   cp tests/vm/husk-tests.service "$root/etc/systemd/system/"
   ln -sf ../husk-tests.service "$root/etc/systemd/system/multi-user.target.wants/"
   # The serial console is the tests'.
   ln -sf /dev/null "$root/etc/systemd/system/serial-getty@ttyS0.service"
   ln -sf /dev/null "$root/etc/systemd/system/getty@tty1.service"
-  # runc beside husk, for the create/delete timing.
-  if command -v runc >/dev/null; then cp "$(command -v runc)" "$root/usr/sbin/runc"; fi
+  # containerd is started by the tests, with their configuration.
+  rm -f "$root/etc/systemd/system/multi-user.target.wants/containerd.service"
+  # husk where the README's containerd configuration names it, husk-net as
+  # the CNI plugin, crictl, critest's pause and busybox images, and the README's runtime
+  # table as written (the block naming runtimes.husk).
+  cp "$bin/husk" "$root/usr/local/bin/husk"
+  mkdir -p "$root/opt/cni/bin" "$root/cri/images"
+  cp "$bin/husk-net" "$root/opt/cni/bin/"
+  ln -sf /usr/lib/cni/loopback "$root/opt/cni/bin/loopback"
+  [ -x target/cri-tools/crictl ] && cp target/cri-tools/crictl "$root/usr/local/bin/"
+  cp target/vm-cri-images/registry.k8s.io_pause_3.6.tar \
+    target/vm-cri-images/registry.k8s.io_e2e-test-images_busybox_1.29-2.tar "$root/cri/images/"
+  awk '/^```toml$/ {blk=""; inb=1; next} inb && /^```$/ {inb=0; if (blk ~ /runtimes\.husk\]/) print blk; next} inb {blk = blk $0 "\n"}' \
+    README.md > "$root/cri/runtime.toml"
+  grep -q 'SystemdCgroup = true' "$root/cri/runtime.toml"
+  # The kernel's modules the pods' network and containerd's snapshots need
+  # (the cloud kernel builds them as modules), with what they depend on.
+  kver=$(basename "$kernel" | sed 's/^vmlinuz-//')
+  mods=/lib/modules/$kver
+  mkdir -p "$root$mods"
+  cp "$mods"/modules.* "$root$mods/"
+  python3 - "$mods" "$root" <<'PY'
+import os, shutil, sys
+mods, root = sys.argv[1], sys.argv[2]
+dep = {}
+for line in open(f"{mods}/modules.dep"):
+    k, v = line.split(":", 1)
+    dep[k] = v.split()
+roots = ("kernel/net/netfilter/", "kernel/net/ipv4/netfilter/", "kernel/net/ipv6/netfilter/",
+         "kernel/net/bridge/", "kernel/drivers/net/veth.ko", "kernel/fs/overlayfs/")
+need = set()
+for k in dep:
+    if k.startswith(roots):
+        need.add(k)
+        need.update(dep[k])
+for k in need:
+    os.makedirs(os.path.dirname(f"{root}{mods}/{k}"), exist_ok=True)
+    shutil.copy(f"{mods}/{k}", f"{root}{mods}/{k}")
+PY
 fi
 cp tests/vm/guest.sh "$root/guest.sh"
 cp tests/vm/guest-v1.sh "$root/guest-v1.sh"
@@ -121,7 +176,7 @@ khz=$(awk '/^cpu MHz/ {printf "%d", $4 * 1000; exit}' /proc/cpuinfo)
 base="console=ttyS0 quiet panic=-1 tsc_early_khz=${khz:-2000000}"
 cmdline="$base HUSK_CONFORMANCE=1"
 [ -n "$v1" ] && cmdline="$base HUSK_CGROUP_V1=1"
-[ -n "$sd" ] && cmdline="$base systemd.show_status=0"
+[ -n "$sd" ] && cmdline="$base systemd.show_status=0 ${HUSK_VM_EXTRA:-}"
 # --systemd --v1: systemd's hybrid layout (v1 controllers, the unified
 # hierarchy beside them for its own tracking).
 [ -n "$sd" ] && [ -n "$v1" ] &&
@@ -146,7 +201,7 @@ fi
 # systemd's boot takes longer under emulation, and its root is larger.
 mem=1536
 wait_s=60
-[ -n "$sd" ] && mem=2560 && wait_s=180
+[ -n "$sd" ] && mem=4096 && wait_s=180
 for attempt in 1 2 3; do
   echo "vm: booting $kernel under qemu (software emulation), attempt $attempt" >&2
   start=$(date +%s)
