@@ -201,11 +201,14 @@ fi
 # systemd's boot takes longer under emulation, and its root is larger.
 mem=1536
 wait_s=60
-[ -n "$sd" ] && mem=4096 && wait_s=180
+timeout_s=${HUSK_VM_TIMEOUT:-300}
+# The systemd guests boot Debian and run containerd's pods besides the
+# driver's tests and the bench: about 5 minutes under emulation.
+[ -n "$sd" ] && mem=4096 && wait_s=180 && timeout_s=${HUSK_VM_TIMEOUT:-720}
 for attempt in 1 2 3; do
   echo "vm: booting $kernel under qemu (software emulation), attempt $attempt" >&2
   start=$(date +%s)
-  timeout "${HUSK_VM_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg,thread=multi -M microvm -cpu max -m "$mem" -smp 2 \
+  timeout "$timeout_s" qemu-system-x86_64 -accel tcg,thread=multi -M microvm -cpu max -m "$mem" -smp 2 \
     -nographic -no-reboot -kernel "$kernel" -initrd "$work/initrd.gz" \
     -append "$cmdline" < /dev/null > "$work/raw.log" 2>&1 &
   qpid=$!
