@@ -38,6 +38,9 @@ command -v podman >/dev/null || need_apt+=(podman)
 # containerd's CRI plugin (tests/cri.rs, conformance/critest.sh) sets up each
 # pod's loopback with the reference loopback plugin; husk-net does the rest.
 [ -x /usr/lib/cni/loopback ] || need_apt+=(containernetworking-plugins)
+# Rootless tests (tests/rootless.rs) run husk as an unprivileged user with
+# subordinate id ranges, mapped through newuidmap/newgidmap.
+command -v newuidmap >/dev/null || need_apt+=(uidmap)
 
 # Docker drives husk in tests/docker.rs, with a dockerd of the test's own in
 # namespaces of its own: the package's service must not start on the host.
@@ -57,6 +60,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
   if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
+
+# The unprivileged user of the rootless tests, with 65536 subordinate ids.
+if ! id huskrootless >/dev/null 2>&1; then
+  useradd --create-home --shell /bin/sh huskrootless
+fi
+grep -q '^huskrootless:' /etc/subuid || usermod --add-subuids 300000-365535 huskrootless
+grep -q '^huskrootless:' /etc/subgid || usermod --add-subgids 300000-365535 huskrootless
 
 if ! command -v cargo >/dev/null; then
   [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"

@@ -17,9 +17,10 @@ use crate::plan::CreateOptions;
     disable_version_flag = true
 )]
 pub struct Cli {
-    /// Directory for container state.
-    #[arg(long, global = true, default_value = "/run/husk")]
-    pub root: PathBuf,
+    /// Directory for container state (default: /run/husk; for a rootless
+    /// caller, $XDG_RUNTIME_DIR/husk).
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Write logs here (engines read errors from it).
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -246,7 +247,14 @@ pub fn main() -> i32 {
     } else {
         1
     };
-    match dispatch(&cli.root, cli.systemd_cgroup, cmd, &logger) {
+    let root = cli.root.clone().unwrap_or_else(|| {
+        crate::rootless::default_root(
+            &crate::rootless::Caller::current(),
+            std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
+            std::env::var_os("USER").as_deref(),
+        )
+    });
+    match dispatch(&root, cli.systemd_cgroup, cmd, &logger) {
         Ok(code) => code,
         Err(e) => {
             logger.error(&e.to_string());
@@ -325,6 +333,7 @@ fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs
             preserve_fds: f.preserve_fds,
             listen_fds,
             selinux: crate::plan::host_selinux(),
+            caller: crate::rootless::Caller::current(),
             // Set by create from the console socket it is given.
             ..Default::default()
         },

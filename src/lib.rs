@@ -18,5 +18,6 @@ pub mod netns;
 pub mod plan;
 pub mod process;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod spec;

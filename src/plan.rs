@@ -43,6 +43,8 @@ pub struct CreateOptions {
     /// nothing and are ignored, as crun ignores them (runc fails on the
     /// mount label).
     pub selinux: bool,
+    /// Who runs husk (rootless mode: crate::rootless).
+    pub caller: crate::rootless::Caller,
 }
 
 /// A namespace to join by path.
@@ -179,6 +181,7 @@ pub struct ProcessPlan {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub id: String,
+    pub caller: crate::rootless::Caller,
     pub bundle: PathBuf,
     pub rootfs: PathBuf,
     pub root_readonly: bool,
@@ -605,6 +608,7 @@ impl Plan {
 
         Ok(Plan {
             id: id.to_string(),
+            caller: opts.caller,
             bundle: bundle.to_path_buf(),
             rootfs,
             root_readonly: root.readonly().unwrap_or(false),

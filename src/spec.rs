@@ -62,10 +62,6 @@ pub fn default_spec(rootless: bool) -> Value {
             {
                 opts.retain(|o| o != "gid=5");
             }
-            if m["destination"] == "/dev/mqueue" {
-                *m = json!({"destination": "/dev/mqueue", "type": "bind", "source": "/dev/mqueue",
-                            "options": ["rbind", "nosuid", "noexec", "nodev"]});
-            }
         }
     }
     linux["namespaces"] = Value::Array(namespaces);

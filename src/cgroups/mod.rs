@@ -58,6 +58,14 @@ pub enum CgroupError {
     },
     #[error("linux.resources: cgroup resources need cgroup v2, and this host has none")]
     NoV2,
+    #[error(
+        "linux.resources: rootless: limits need a cgroup you may write, and {path} is not writable (give linux.cgroupsPath inside a cgroup delegated to you, as systemd delegates user@UID.service)"
+    )]
+    RootlessNotDelegated { path: PathBuf },
+    #[error(
+        "--systemd-cgroup: rootless: husk drives the system instance of systemd only; use the cgroupfs driver with a delegated linux.cgroupsPath"
+    )]
+    RootlessSystemd,
     #[error("cgroup {path}: timed out waiting for {what}")]
     Timeout { path: PathBuf, what: &'static str },
 }
@@ -75,6 +83,26 @@ pub fn unified_mount() -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// Whether this process may make (or enter) the cgroup at `path`: write
+/// access to its `cgroup.procs` when it exists, or to the nearest directory
+/// above it that does (a subtree delegated to a user is chowned to them).
+pub fn may_make(path: &Path) -> bool {
+    let eaccess = |p: &Path| {
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
+        // SAFETY: faccessat with a C path and integer flags.
+        unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
+    };
+    if path.is_dir() {
+        return eaccess(&path.join("cgroup.procs"));
+    }
+    path.ancestors()
+        .skip(1)
+        .find(|a| a.is_dir())
+        .is_some_and(eaccess)
 }
 
 /// The parent of containers without a `linux.cgroupsPath`.

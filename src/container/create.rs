@@ -4,7 +4,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, open};
 use nix::sched::CloneFlags;
@@ -196,7 +196,39 @@ fn create_in(
     // takes it when it is empty, as it always has. systemd's slices are
     // systemd's.
     let own_parents = plan.cgroups_path.is_some() && unit.is_none();
-    let unified = cgroups::unified_mount();
+    let mut unified = cgroups::unified_mount();
+    let mut v1 = v1;
+    let mut v1_mode = v1_mode;
+    let mut without_cgroup = false;
+    // Rootless (crate::rootless): a cgroup only where the caller may make
+    // one (a delegated subtree); elsewhere none at all, as runc and crun do,
+    // unless the config asks for limits.
+    if plan.caller.rootless() {
+        if unit.is_some() {
+            return Err(cgroups::CgroupError::RootlessSystemd.into());
+        }
+        let targets: Vec<PathBuf> = unified
+            .iter()
+            .map(|m| m.join(&rel))
+            .chain(v1.iter().map(|h| h.mount.join(&rel)))
+            .collect();
+        if let Some(denied) = targets.iter().find(|p| !cgroups::may_make(p)) {
+            let limits = match v1_mode {
+                true => !plan.cgroup_v1_writes.is_empty(),
+                false => !plan.cgroup_writes.is_empty(),
+            };
+            if limits {
+                return Err(cgroups::CgroupError::RootlessNotDelegated {
+                    path: denied.clone(),
+                }
+                .into());
+            }
+            unified = None;
+            v1.clear();
+            v1_mode = false;
+            without_cgroup = true;
+        }
+    }
     let cgroup = unified.as_ref().map(|mount| {
         let mut cg = Cgroup::intent(mount, &rel);
         cg.made_from = match own_parents {
@@ -257,7 +289,10 @@ fn create_in(
             }
             Some(cg)
         }
-        _ if !v1_mode && (!plan.cgroup_writes.is_empty() || plan.devices_asked) => {
+        _ if !without_cgroup
+            && !v1_mode
+            && (!plan.cgroup_writes.is_empty() || plan.devices_asked) =>
+        {
             return Err(cgroups::CgroupError::NoV2.into());
         }
         _ => None,
@@ -273,6 +308,7 @@ fn create_in(
         // inherited a restricted parent's list: it would deny the
         // container's own devices, and runc rewrites it).
         if let Some((default, exceptions)) = &plan.device_rules
+            && !plan.caller.rootless()
             && (plan.devices_asked
                 || cgroup.is_none()
                 || !cgroups::v1::devices_open(&undo.made.cgroup_v1))
@@ -282,7 +318,14 @@ fn create_in(
         }
     }
     let cgroup_fd = cgroup.as_ref().map(|c| c.open()).transpose()?;
-    if let (Some((default, exceptions)), Some(fd)) = (&plan.device_rules, &cgroup_fd) {
+    // A rootless caller cannot load a device program (it takes
+    // CAP_SYS_ADMIN), and needs none: in its user namespace no device node
+    // can be made, only the host's bound in.
+    let device_rules = plan
+        .device_rules
+        .as_ref()
+        .filter(|_| !plan.caller.rootless());
+    if let (Some((default, exceptions)), Some(fd)) = (device_rules, &cgroup_fd) {
         let prog = cgroups::devices::program(*default, exceptions);
         cgroups::devices::attach(fd.as_fd(), &prog).map_err(|e| {
             Error::Os(
@@ -407,7 +450,7 @@ fn create_in(
     drop(placeholder);
 
     if let (Some(u), Some(g)) = (&plan.uid_map, &plan.gid_map) {
-        crate::process::idmap::write_maps(pid, u, g)
+        crate::process::idmap::write_maps_as(&plan.caller, pid, u, g)
             .map_err(|e| Error::Config(format!("linux.uidMappings/gidMappings: {e}")))?;
         parent_chan
             .send(&Msg::MapsDone)

@@ -82,8 +82,14 @@ pub(crate) fn report(chan: &Channel, msg: &str) {
 
 fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, InitError> {
     // Non-dumpable while husk's code runs here: other processes in the container
-    // cannot open /proc/PID/exe (the husk binary) or our descriptors.
-    nix::sys::prctl::set_dumpable(false).map_err(step("prctl(PR_SET_DUMPABLE)"))?;
+    // cannot open /proc/PID/exe (the husk binary) or our descriptors. In a new
+    // user namespace, only once the maps are written: a non-dumpable
+    // process's /proc files belong to root, and a rootless parent could not
+    // write them (runc does the same). No process of the container exists yet.
+    let new_userns = plan.ns.new.contains(CloneFlags::CLONE_NEWUSER);
+    if !new_userns {
+        nix::sys::prctl::set_dumpable(false).map_err(step("prctl(PR_SET_DUMPABLE)"))?;
+    }
     // The init waits for `start` in sight of processes exec'd into the
     // container (and of a pid namespace it joins): `create`'s command line is
     // not theirs to read (its environment was wiped before clone).
@@ -107,9 +113,9 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
         ),
         None => None,
     };
-    let new_userns = plan.ns.new.contains(CloneFlags::CLONE_NEWUSER);
     if new_userns {
         chan.expect(Msg::MapsDone).map_err(sync_err)?;
+        nix::sys::prctl::set_dumpable(false).map_err(step("prctl(PR_SET_DUMPABLE)"))?;
         become_root_in_userns()?;
     }
     let in_userns = new_userns

@@ -44,8 +44,96 @@ pub fn ensure_read_only() -> Result<(), SelfExeError> {
         // Installed on a read-only filesystem, or already re-executed.
         return Ok(());
     }
-    let view = read_only_view(&exe)?;
-    reexec(&view)
+    match read_only_view(&exe) {
+        Ok(view) => reexec(&view),
+        // No CAP_SYS_ADMIN over this mount namespace: a rootless caller.
+        Err(e) if e.errno == Errno::EPERM => rootless(&exe),
+        Err(e) => Err(e),
+    }
+}
+
+/// A rootless caller cannot make mounts. Its containers' root is the caller
+/// itself (or ids subordinate to it), so the binary is at risk only when the
+/// caller could write it: owned by the caller (who may chmod it), or
+/// writable through its mode. Then husk re-executes from a sealed in-memory
+/// copy, as runc does when it cannot mount (`memfd` with write, grow and
+/// shrink sealed); a root-owned install needs nothing, since the kernel
+/// refuses the write anyway.
+fn rootless(exe: &OwnedFd) -> Result<(), SelfExeError> {
+    let file = nix::fcntl::open(
+        "/proc/self/exe",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(fail("open /proc/self/exe"))?;
+    if is_sealed(&file) {
+        // Already the copy.
+        return Ok(());
+    }
+    let st = nix::sys::stat::fstat(exe).map_err(fail("stat /proc/self/exe"))?;
+    // SAFETY: faccessat with a C path and integer flags.
+    let writable = st.st_uid == nix::unistd::geteuid().as_raw()
+        || unsafe {
+            libc::faccessat(
+                libc::AT_FDCWD,
+                c"/proc/self/exe".as_ptr(),
+                libc::W_OK,
+                libc::AT_EACCESS,
+            )
+        } == 0;
+    if !writable {
+        return Ok(());
+    }
+    let copy = sealed_copy(&file, st.st_size)?;
+    reexec(&copy)
+}
+
+const SEALS: libc::c_int =
+    libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+
+fn is_sealed(file: &OwnedFd) -> bool {
+    // SAFETY: fcntl with an integer command on a valid descriptor; a file
+    // that is not a memfd answers EINVAL.
+    let seals = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GET_SEALS) };
+    seals >= 0 && seals & libc::F_SEAL_WRITE != 0
+}
+
+/// A memfd holding the binary, sealed against every change.
+fn sealed_copy(file: &OwnedFd, size: i64) -> Result<OwnedFd, SelfExeError> {
+    // SAFETY: memfd_create with a C name and integer flags; the result is a
+    // new descriptor this function owns.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"husk".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(fail("memfd_create")(Errno::last()));
+    }
+    // SAFETY: fd was just returned by memfd_create and is owned by no one else.
+    let copy = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // std's copy between files is copy_file_range/sendfile: no user-space
+    // buffer.
+    let dup = |fd: &OwnedFd| fd.try_clone().map(std::fs::File::from);
+    let copied = dup(file).and_then(|mut src| {
+        let mut dst = dup(&copy)?;
+        std::io::copy(&mut src, &mut dst)
+    });
+    match copied {
+        Ok(n) if n as i64 == size => {}
+        Ok(_) => return Err(fail("copy the binary to a memfd")(Errno::EIO)),
+        Err(e) => {
+            return Err(fail("copy the binary to a memfd")(Errno::from_raw(
+                e.raw_os_error().unwrap_or(libc::EIO),
+            )));
+        }
+    }
+    // SAFETY: fcntl with integer arguments on a valid descriptor.
+    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, SEALS) } != 0 {
+        return Err(fail("seal the memfd")(Errno::last()));
+    }
+    Ok(copy)
 }
 
 /// A detached bind mount of the file `exe` refers to, made read-only.

@@ -334,6 +334,31 @@ fn mount_one(
             remount_bind(&proc_fd_path(&t), flags | MsFlags::MS_RDONLY)
                 .map_err(fail(step("remount /sys"), &m.destination))?;
         }
+        // A cgroup hierarchy can only be mounted by the owner of the cgroup
+        // namespace: a rootless container without one (`runc spec
+        // --rootless`) sees the host's, read-only as asked, as runc does.
+        Err(Errno::EPERM) if fstype == "cgroup2" && in_userns => {
+            mount(
+                Some("/sys/fs/cgroup"),
+                &tpath,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(fail(step("bind /sys/fs/cgroup"), &m.destination))?;
+            let t =
+                open_in_root(root, &m.destination).map_err(fail(step("reopen"), &m.destination))?;
+            let mut set =
+                libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+            if flags.contains(MsFlags::MS_RDONLY) {
+                set |= libc::MOUNT_ATTR_RDONLY;
+            }
+            // Every hierarchy under it too (a hybrid host's v1 mounts).
+            mount_setattr(&t, true, set, 0, None).map_err(fail(
+                step("make the /sys/fs/cgroup bind read-only"),
+                &m.destination,
+            ))?;
+        }
         Err(e) => return Err(fail(step(&format!("mount {fstype}")), &m.destination)(e)),
     }
     if let Some(covered) = covered {

@@ -1,0 +1,372 @@
+//! Rootless mode: husk run by an unprivileged user (`huskrootless`, made by
+//! scripts/setup.sh with /etc/subuid and /etc/subgid ranges), with configs
+//! from `husk spec --rootless` and `runc spec --rootless` generated as that
+//! user, the state under `$XDG_RUNTIME_DIR/husk`, and runc beside husk on the
+//! same bundle where the outcome can be compared.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{husk_bin, stderr, stdout};
+use serde_json::{Value, json};
+
+const USER: &str = "huskrootless";
+
+fn ids() -> (u32, u32) {
+    let id = |flag| {
+        let o = Command::new("id").args([flag, USER]).output().unwrap();
+        assert!(
+            o.status.success(),
+            "user {USER} is missing: run scripts/setup.sh (the README's test command does)"
+        );
+        stdout(&o).trim().parse::<u32>().unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+/// A directory of the user's: a busybox rootfs, the husk binary (root's, or
+/// the user's own copy), and an XDG_RUNTIME_DIR. Removed on drop, with any
+/// container left in it.
+struct Home {
+    dir: PathBuf,
+    uid: u32,
+    gid: u32,
+    husk: PathBuf,
+}
+
+impl Home {
+    fn new(name: &str) -> Home {
+        let (uid, gid) = ids();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("rootless-{name}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("bin")).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        // The binary as root installs it: root's, mode 755.
+        let husk = dir.join("bin/husk");
+        fs::copy(husk_bin(), &husk).unwrap();
+        for sub in ["xdg", "b"] {
+            fs::create_dir_all(dir.join(sub)).unwrap();
+            chown(dir.join(sub), Some(uid), Some(gid)).unwrap();
+        }
+        fs::set_permissions(dir.join("xdg"), fs::Permissions::from_mode(0o700)).unwrap();
+        let rootfs = dir.join("b/rootfs");
+        fs::create_dir_all(rootfs.join("bin")).unwrap();
+        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for a in [
+            "sh", "id", "cat", "echo", "sleep", "touch", "ls", "grep", "head",
+        ] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+        }
+        for d in ["proc", "sys", "dev", "tmp", "etc"] {
+            fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        Home {
+            dir,
+            uid,
+            gid,
+            husk,
+        }
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.join("b")
+    }
+
+    fn xdg(&self) -> PathBuf {
+        self.dir.join("xdg")
+    }
+
+    /// PROG ARGS… as the user, in the bundle, with a login's environment.
+    /// The container's init keeps create's stdout and stderr: for create
+    /// they are files, read back once it returns.
+    fn run(&self, prog: &Path, args: &[&str]) -> Output {
+        if args.first() == Some(&"create") {
+            let out = self.dir.join("create.out");
+            let err = self.dir.join("create.err");
+            let status = self
+                .command(prog, args)
+                .stdin(std::process::Stdio::null())
+                .stdout(fs::File::create(&out).unwrap())
+                .stderr(fs::File::create(&err).unwrap())
+                .status()
+                .unwrap();
+            return Output {
+                status,
+                stdout: fs::read(&out).unwrap(),
+                stderr: fs::read(&err).unwrap(),
+            };
+        }
+        self.command(prog, args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn command(&self, prog: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            &format!("--reuid={}", self.uid),
+            &format!("--regid={}", self.gid),
+            "--init-groups",
+            "--",
+        ])
+        .arg(prog)
+        .args(args)
+        .current_dir(self.bundle())
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", &self.dir)
+        .env("USER", USER)
+        .env("XDG_RUNTIME_DIR", self.xdg());
+        cmd
+    }
+
+    fn husk(&self, args: &[&str]) -> Output {
+        self.run(&self.husk, args)
+    }
+
+    fn husk_ok(&self, args: &[&str]) -> String {
+        let o = self.husk(args);
+        assert!(
+            o.status.success(),
+            "husk {args:?}: {}{}",
+            stderr(&o),
+            stdout(&o)
+        );
+        stdout(&o)
+    }
+
+    /// The config a tool writes with `spec --rootless`, as the user, with
+    /// the process's arguments replaced and no terminal.
+    fn spec(&self, tool: &Path, args: &[&str]) -> Value {
+        let _ = fs::remove_file(self.bundle().join("config.json"));
+        let o = self.run(tool, &["spec", "--rootless"]);
+        assert!(
+            o.status.success(),
+            "{tool:?} spec --rootless: {}",
+            stderr(&o)
+        );
+        let mut c: Value =
+            serde_json::from_slice(&fs::read(self.bundle().join("config.json")).unwrap()).unwrap();
+        c["process"]["terminal"] = json!(false);
+        c["process"]["args"] = json!(args);
+        c
+    }
+
+    fn write(&self, config: &Value) {
+        let path = self.bundle().join("config.json");
+        fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+        chown(&path, Some(self.uid), Some(self.gid)).unwrap();
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let root = self.xdg().join("husk");
+        for e in fs::read_dir(&root).into_iter().flatten().flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let _ = self.husk(&["delete", "--force", &id]);
+        }
+        let runc = self.xdg().join("runc");
+        for e in fs::read_dir(&runc).into_iter().flatten().flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let _ = self.run(Path::new("/usr/sbin/runc"), &["delete", "--force", &id]);
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn runc() -> &'static Path {
+    Path::new("/usr/sbin/runc")
+}
+
+#[test]
+fn lifecycle_as_an_unprivileged_user() {
+    let h = Home::new("lifecycle");
+    let c = h.spec(
+        &h.husk,
+        &["sh", "-c", "id; cat /proc/self/uid_map; sleep 30"],
+    );
+    h.write(&c);
+    h.husk_ok(&["create", "life"]);
+    // No --root: the state is in $XDG_RUNTIME_DIR/husk, the user's.
+    let state: Value = serde_json::from_str(&h.husk_ok(&["state", "life"])).unwrap();
+    assert_eq!(state["status"], "created");
+    assert!(h.xdg().join("husk/life").is_dir());
+    h.husk_ok(&["start", "life"]);
+    let state: Value = serde_json::from_str(&h.husk_ok(&["state", "life"])).unwrap();
+    assert_eq!(state["status"], "running");
+    let pid = state["pid"].as_i64().unwrap();
+    // The init runs as the user on the host.
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(uid_line.contains(&h.uid.to_string()), "{uid_line}");
+    // exec and ps.
+    let out = h.husk_ok(&["exec", "life", "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("0"));
+    let map: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(map, ["0", &h.uid.to_string(), "1"]);
+    let ps = h.husk_ok(&["ps", "life"]);
+    assert!(ps.contains("sleep"), "{ps}");
+    h.husk_ok(&["kill", "life", "KILL"]);
+    for _ in 0..100 {
+        let s: Value = serde_json::from_str(&h.husk_ok(&["state", "life"])).unwrap();
+        if s["status"] == "stopped" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    h.husk_ok(&["delete", "life"]);
+    assert!(!h.xdg().join("husk/life").exists(), "state left");
+    assert_eq!(h.husk_ok(&["list", "-q"]), "");
+}
+
+#[test]
+fn husk_and_runc_agree_on_their_own_rootless_configs() {
+    // Each tool's `spec --rootless`, run by both: the container sees the same.
+    let h = Home::new("specs");
+    let script = "id; cat /proc/self/uid_map /proc/self/gid_map; \
+                  touch /x 2>&1 | head -1; ls /sys/fs/cgroup >/dev/null && echo cgroup-ok; \
+                  echo hello > /dev/shm/t && cat /dev/shm/t";
+    for tool in [h.husk.clone(), runc().to_path_buf()] {
+        let c = h.spec(&tool, &["sh", "-c", script]);
+        h.write(&c);
+        let husk = h.husk(&["run", "spec-h"]);
+        let runc = h.run(runc(), &["run", "spec-r"]);
+        assert!(
+            husk.status.success(),
+            "{tool:?}'s config under husk: {}",
+            stderr(&husk)
+        );
+        assert!(
+            runc.status.success(),
+            "{tool:?}'s config under runc: {}",
+            stderr(&runc)
+        );
+        assert_eq!(stdout(&husk), stdout(&runc), "{tool:?}'s config");
+    }
+}
+
+#[test]
+fn ranges_from_etc_subuid_are_mapped_through_newuidmap() {
+    let h = Home::new("ranges");
+    let sub = |file: &str| -> u32 {
+        let text = fs::read_to_string(file).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{USER}:")))
+            .unwrap();
+        line.split(':').nth(1).unwrap().parse().unwrap()
+    };
+    let (subuid, subgid) = (sub("/etc/subuid"), sub("/etc/subgid"));
+    let mut c = h.spec(
+        &h.husk,
+        &["sh", "-c", "id -u; id -g; cat /proc/self/uid_map"],
+    );
+    c["linux"]["uidMappings"] = json!([
+        {"containerID": 0, "hostID": h.uid, "size": 1},
+        {"containerID": 1, "hostID": subuid, "size": 65536}
+    ]);
+    c["linux"]["gidMappings"] = json!([
+        {"containerID": 0, "hostID": h.gid, "size": 1},
+        {"containerID": 1, "hostID": subgid, "size": 65536}
+    ]);
+    c["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    h.write(&c);
+    let out = h.husk_ok(&["run", "ranges"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..2], ["1000", "1000"], "{out}");
+    assert_eq!(lines.len(), 4, "{out}");
+    let second: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(second, ["1", &subuid.to_string(), "65536"]);
+    // A range that is not the user's is refused by newuidmap, and said so.
+    c["linux"]["uidMappings"][1]["hostID"] = json!(1);
+    h.write(&c);
+    let o = h.husk(&["run", "ranges2"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("newuidmap") && err.contains("linux.uidMappings"),
+        "{err}"
+    );
+    assert!(!h.xdg().join("husk/ranges2").exists(), "state left");
+}
+
+#[test]
+fn limits_without_a_delegated_cgroup_are_refused_naming_the_field() {
+    let h = Home::new("limits");
+    let mut c = h.spec(&h.husk, &["true"]);
+    c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 10}});
+    h.write(&c);
+    let o = h.husk(&["run", "limits"]);
+    assert!(!o.status.success(), "limits accepted without a cgroup");
+    let err = stderr(&o);
+    assert!(
+        err.contains("linux.resources") && err.contains("rootless"),
+        "{err}"
+    );
+    assert!(!h.xdg().join("husk/limits").exists(), "state left");
+    // Without limits the same container runs, in no cgroup of its own.
+    c["linux"]["resources"] = json!({});
+    c["process"]["args"] = json!(["cat", "/proc/self/cgroup"]);
+    h.write(&c);
+    let out = h.husk_ok(&["run", "nolimits"]);
+    assert!(!out.contains("husk/nolimits"), "{out}");
+}
+
+#[test]
+fn a_husk_binary_the_user_owns_is_not_writable_through_the_init() {
+    // The user's own copy of husk (in ~/bin, say): the container's root is
+    // that user, so a container process that reached the binary through
+    // /proc/PID/exe could rewrite it (runc CVE-2019-5736). husk runs from a
+    // sealed copy instead: even the host's root cannot write what the init's
+    // exe is.
+    let mut h = Home::new("ownbinary");
+    let own = h.dir.join("bin/husk-own");
+    fs::copy(husk_bin(), &own).unwrap();
+    chown(&own, Some(h.uid), Some(h.gid)).unwrap();
+    h.husk = own.clone();
+    let before = fs::read(&own).unwrap();
+    let c = h.spec(&h.husk, &["sleep", "30"]);
+    h.write(&c);
+    h.husk_ok(&["create", "own"]);
+    let state: Value = serde_json::from_str(&h.husk_ok(&["state", "own"])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let exe = fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+    let meta = exe.metadata().unwrap();
+    let own_meta = fs::metadata(&own).unwrap();
+    assert!(
+        !(std::os::unix::fs::MetadataExt::ino(&meta)
+            == std::os::unix::fs::MetadataExt::ino(&own_meta)
+            && std::os::unix::fs::MetadataExt::dev(&meta)
+                == std::os::unix::fs::MetadataExt::dev(&own_meta)),
+        "the init runs the user's file itself"
+    );
+    h.husk_ok(&["delete", "--force", "own"]);
+    // Once nothing runs from it, a write through the init's exe fails.
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&exe));
+    let w = fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"owned"));
+    assert!(w.is_err(), "the init's exe was writable");
+    assert!(fs::read(&own).unwrap() == before, "the user's husk changed");
+    // A root-owned install is run as it is: the kernel refuses the user.
+    let h = Home::new("rootbinary");
+    let c = h.spec(&h.husk, &["sleep", "30"]);
+    h.write(&c);
+    h.husk_ok(&["create", "rootown"]);
+    let state: Value = serde_json::from_str(&h.husk_ok(&["state", "rootown"])).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    let o = h.run(
+        Path::new("/bin/sh"),
+        &["-c", &format!("echo x >> /proc/{pid}/exe")],
+    );
+    assert!(!o.status.success(), "the user wrote the init's exe");
+    h.husk_ok(&["delete", "--force", "rootown"]);
+}
