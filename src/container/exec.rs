@@ -264,7 +264,10 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
     let in_v1 = !st.cgroup_v1.is_empty();
     if let Ok((Forked::Child, placed)) = cloned {
         drop(parent_chan);
-        join::run(&plan, child_chan, placed && !in_v1)
+        // Told when it is in place unless it already is, or there is no
+        // cgroup to be in (a rootless container without one): exactly when
+        // the parent sends `Placed` below.
+        join::run(&plan, child_chan, !in_v1 && (placed || st.cgroup.is_none()))
     }
     let (first, first_fd, placed) = match cloned.map_err(|e| Error::Os("clone3".into(), e))? {
         (Forked::Parent { pid, pidfd }, placed) => (pid, pidfd, placed),

@@ -145,17 +145,18 @@ pub fn change_user(p: &ProcessPlan) -> Result<()> {
     nix::sys::prctl::set_keepcaps(true).map_err(step("prctl(PR_SET_KEEPCAPS)"))?;
     let groups: Vec<nix::unistd::Gid> = p.additional_gids.iter().map(|g| (*g).into()).collect();
     // A user namespace whose gid map an unprivileged caller wrote itself
-    // refuses setgroups (`deny` in /proc/self/setgroups): the process then
-    // keeps no supplementary group, as runc does, unless the config asks for
-    // some.
-    let denied = std::fs::read("/proc/self/setgroups").is_ok_and(|s| s.trim_ascii() == b"deny");
-    if denied && !groups.is_empty() {
-        return Err(step(
-            "process.user.additionalGids: setgroups is denied in this user namespace (a gid map of one id, written without newgidmap)",
-        )(Errno::EPERM));
-    }
-    if !denied {
-        nix::unistd::setgroups(&groups).map_err(err)?;
+    // refuses setgroups (`deny` in its setgroups file), the only EPERM a
+    // process with CAP_SETGID in its namespace gets: with no group asked the
+    // process keeps none of its own to set, and goes on as runc does.
+    match nix::unistd::setgroups(&groups) {
+        Ok(()) => {}
+        Err(Errno::EPERM) if groups.is_empty() => {}
+        Err(Errno::EPERM) => {
+            return Err(step(
+                "process.user.additionalGids: setgroups is denied in this user namespace (a gid map of one id, written without newgidmap)",
+            )(Errno::EPERM));
+        }
+        Err(e) => return Err(err(e)),
     }
     nix::unistd::setresgid(p.gid.into(), p.gid.into(), p.gid.into()).map_err(err)?;
     nix::unistd::setresuid(p.uid.into(), p.uid.into(), p.uid.into()).map_err(err)?;
