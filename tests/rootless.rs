@@ -48,7 +48,7 @@ impl Home {
         // The binary as root installs it: root's, mode 755.
         let husk = dir.join("bin/husk");
         fs::copy(husk_bin(), &husk).unwrap();
-        for sub in ["xdg", "b"] {
+        for sub in ["xdg", "b", "home"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
             chown(dir.join(sub), Some(uid), Some(gid)).unwrap();
         }
@@ -56,12 +56,13 @@ impl Home {
         let rootfs = dir.join("b/rootfs");
         fs::create_dir_all(rootfs.join("bin")).unwrap();
         fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-        for a in [
-            "sh", "id", "cat", "echo", "sleep", "touch", "ls", "grep", "head",
-        ] {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for a in String::from_utf8_lossy(&list.stdout).lines() {
+            if a != "busybox" {
+                std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+            }
         }
-        for d in ["proc", "sys", "dev", "tmp", "etc"] {
+        for d in ["proc", "sys", "dev", "tmp", "etc", "data"] {
             fs::create_dir_all(rootfs.join(d)).unwrap();
         }
         Home {
@@ -119,7 +120,7 @@ impl Home {
         .current_dir(self.bundle())
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-        .env("HOME", &self.dir)
+        .env("HOME", self.dir.join("home"))
         .env("USER", USER)
         .env("XDG_RUNTIME_DIR", self.xdg());
         cmd
@@ -369,4 +370,228 @@ fn a_husk_binary_the_user_owns_is_not_writable_through_the_init() {
     );
     assert!(!o.status.success(), "the user wrote the init's exe");
     h.husk_ok(&["delete", "--force", "rootown"]);
+}
+
+#[test]
+fn a_terminal_a_bind_of_the_users_directory_and_a_network_of_its_own() {
+    let h = Home::new("tty");
+    let data = h.dir.join("home/data");
+    fs::create_dir_all(&data).unwrap();
+    chown(&data, Some(h.uid), Some(h.gid)).unwrap();
+    let mut c = h.spec(
+        &h.husk,
+        &[
+            "sh",
+            "-c",
+            "tty; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; \
+             echo from-container > /data/out; touch /rootfs-write 2>/dev/null || echo ro; exit 4",
+        ],
+    );
+    c["process"]["terminal"] = json!(true);
+    let mut ns = c["linux"]["namespaces"].as_array().unwrap().clone();
+    ns.push(json!({"type": "network"}));
+    c["linux"]["namespaces"] = json!(ns);
+    let mut mounts = c["mounts"].as_array().unwrap().clone();
+    mounts.push(
+        json!({"destination": "/data", "type": "bind", "source": data, "options": ["rbind", "rw"]}),
+    );
+    c["mounts"] = json!(mounts);
+    h.write(&c);
+    // In the foreground husk serves the terminal itself, as a pty.
+    let o = h.husk(&["run", "tty"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert_eq!(lines, ["/dev/pts/0", "lo", "ro"], "{out:?}");
+    assert!(out.contains("\r\n"), "not through a pty: {out:?}");
+    // The file the container's root wrote is the user's on the host.
+    let meta = fs::metadata(data.join("out")).unwrap();
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta)
+        ),
+        (h.uid, h.gid)
+    );
+    assert_eq!(
+        fs::read_to_string(data.join("out")).unwrap(),
+        "from-container\n"
+    );
+    assert!(!h.xdg().join("husk/tty").exists(), "state left");
+}
+
+/// Rootless podman (slirp4netns, its own user namespace from /etc/subuid)
+/// with husk as its runtime: podman runs husk as root of a namespace that
+/// does not map every id, with no user namespace in the config.
+struct Podman<'a> {
+    home: &'a Home,
+}
+
+impl Podman<'_> {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.home.command(Path::new("/usr/bin/podman"), &[]);
+        c.env("CONTAINERS_CONF", self.home.dir.join("containers.conf"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .args(["--events-backend", "file"])
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args).output().unwrap();
+        assert!(o.status.success(), "podman {args:?}: {}", stderr(&o));
+        stdout(&o)
+    }
+}
+
+impl Drop for Podman<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .cmd(&["rm", "--all", "--force", "--time", "0"])
+            .output();
+        // podman's pause process, which holds its user namespace: by pid.
+        let pidfile = self.home.xdg().join("libpod/tmp/pause.pid");
+        if let Some(pid) = fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+#[test]
+fn rootless_podman_runs_husk() {
+    let h = Home::new("podman");
+    fs::write(
+        h.dir.join("containers.conf"),
+        format!(
+            "[engine]\nruntime = \"husk\"\n[engine.runtimes]\nhusk = [\"{}\"]\nrunc = [\"/usr/sbin/runc\"]\n",
+            h.husk.display()
+        ),
+    )
+    .unwrap();
+    let p = Podman { home: &h };
+    // The image: the test's busybox rootfs, as the user's file.
+    let tar = h.dir.join("home/bb.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(h.bundle().join("rootfs"))
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    chown(&tar, Some(h.uid), Some(h.gid)).unwrap();
+    p.ok(&[
+        "import",
+        "--change",
+        "ENV PATH=/bin",
+        tar.to_str().unwrap(),
+        "localhost/rl-bb",
+    ]);
+
+    // The exit status and output come back through conmon and podman.
+    let o = p
+        .cmd(&[
+            "run",
+            "--rm",
+            "localhost/rl-bb",
+            "sh",
+            "-c",
+            "echo hello; exit 3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (o.status.code(), stdout(&o).trim().to_string()),
+        (Some(3), "hello".into()),
+        "{}",
+        stderr(&o)
+    );
+
+    // podman's config runs under husk as under runc: the same ids,
+    // capabilities, devices and mounts, bar the cgroup hierarchy (runc makes
+    // a tmpfs of v1 binds on this hybrid host, husk binds the host's
+    // read-only) and husk's masks being nosuid,nodev,noexec as well as ro.
+    let probe = "id; grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status; \
+        ls -l /dev | awk '{print $1, $3, $4, $NF}' | sort | tr '\\n' ' '; echo; \
+        awk '{print $2, $3, $4}' /proc/self/mounts | grep -v '^/sys/fs/cgroup\\|^/ ' | \
+        sed 's/,size=[0-9k]*//; s/,nr_inodes=[0-9]*//; s/^\\(.* tmpfs ro\\),nosuid,nodev,noexec/\\1/' | sort; \
+        cat /proc/self/uid_map; ls /sys/fs/cgroup >/dev/null && echo cgroup-readable";
+    for flags in [
+        &[][..],
+        &["--read-only", "--cap-drop", "ALL"][..],
+        &["--user", "1000:1000", "--tmpfs", "/scratch"][..],
+    ] {
+        let run = |runtime: &str| {
+            let mut args = vec!["run", "--rm", "--network", "none", "--runtime", runtime];
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&["localhost/rl-bb", "sh", "-c", probe]);
+            p.cmd(&args).output().unwrap()
+        };
+        let (r, k) = (run("runc"), run("husk"));
+        assert_eq!(
+            (k.status.code(), stdout(&k)),
+            (r.status.code(), stdout(&r)),
+            "podman run {flags:?}: husk (left) and runc (right) differ: {}{}",
+            stderr(&k),
+            stderr(&r)
+        );
+    }
+
+    // -d with a web server published on the host's port, through
+    // slirp4netns and podman's rootlessport.
+    let port = 18391;
+    let id = p.ok(&[
+        "run", "-d", "--name", "web", "-p", &format!("{port}:80"), "localhost/rl-bb", "sh", "-c",
+        "mkdir -p /tmp/www && echo rootless-page > /tmp/www/index.html && exec httpd -f -p 80 -h /tmp/www",
+    ]);
+    assert!(!id.trim().is_empty());
+    let get = || -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    let mut page = None;
+    for _ in 0..50 {
+        page = get().filter(|b| b.contains("rootless-page"));
+        if page.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(page.is_some(), "no page through the published port");
+    // exec joins it; the server is PID 1 there.
+    let out = p.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; id -u",
+    ]);
+    assert!(out.starts_with("httpd -f -p 80"), "{out}");
+    assert!(out.ends_with("0\n"), "{out}");
+    // stop (httpd as PID 1 ignores SIGTERM: podman kills it after the
+    // timeout), then rm: nothing of husk's is left.
+    p.ok(&["stop", "--time", "1", "web"]);
+    let state = p.ok(&["inspect", "web", "--format", "{{.State.Status}}"]);
+    assert_eq!(state.trim(), "exited");
+    p.ok(&["rm", "web"]);
+    assert_eq!(p.ok(&["ps", "--all", "--quiet"]), "");
+    let left: Vec<_> = fs::read_dir(h.xdg().join("husk"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "husk state left: {left:?}");
+    assert!(get().is_none(), "the port is still published");
 }

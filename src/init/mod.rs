@@ -118,12 +118,15 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
         nix::sys::prctl::set_dumpable(false).map_err(step("prctl(PR_SET_DUMPABLE)"))?;
         become_root_in_userns()?;
     }
-    let in_userns = new_userns
-        || plan
-            .ns
-            .join
-            .iter()
-            .any(|j| j.kind == CloneFlags::CLONE_NEWUSER);
+    // In a user namespace: a new or joined one, or husk's caller's own when
+    // that does not map every id (root under rootless podman): device nodes
+    // are bound, sysfs and cgroup hierarchies fall back to binds.
+    let joins_userns = plan
+        .ns
+        .join
+        .iter()
+        .any(|j| j.kind == CloneFlags::CLONE_NEWUSER);
+    let in_userns = new_userns || joins_userns || !plan.caller.all_ids_mapped;
     // A joined pid namespace the init enters late (Plan::init_joins_pid_late,
     // the decision `create` made too; otherwise it cloned this process into
     // it): joined now for children, while the host's privileges are at hand,
@@ -139,7 +142,7 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
         }
     }
     join_namespaces(&prep.join)?;
-    if in_userns && !new_userns {
+    if joins_userns && !new_userns {
         become_root_in_userns()?;
     }
     if !prep.unshare.is_empty() {
