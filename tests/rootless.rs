@@ -56,6 +56,7 @@ impl Home {
         let rootfs = dir.join("b/rootfs");
         fs::create_dir_all(rootfs.join("bin")).unwrap();
         fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        fs::copy(common::probe(), rootfs.join("bin/probe")).unwrap();
         let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
         for a in String::from_utf8_lossy(&list.stdout).lines() {
             if a != "busybox" {
@@ -594,4 +595,129 @@ fn rootless_podman_runs_husk() {
         .unwrap_or_default();
     assert!(left.is_empty(), "husk state left: {left:?}");
     assert!(get().is_none(), "the port is still published");
+}
+
+// ---- The escapes of tests/escapes.rs that apply to a rootless container ----
+
+#[test]
+fn a_leaked_host_descriptor_does_not_cross_rootless() {
+    // The caller leaks a descriptor of the host's / (no CLOEXEC); the
+    // container looks for it among its own (CVE-2024-21626's way out).
+    let h = Home::new("fdleak");
+    let c = h.spec(
+        &h.husk,
+        &[
+            "sh",
+            "-c",
+            "ls /proc/self/fd | sort -n | tr '\\n' ' '; \
+             for n in 3 4 5 6 7 8 9; do [ -e /proc/self/fd/$n/etc/hostname ] && echo reached-host-via-$n; done; true",
+        ],
+    );
+    h.write(&c);
+    let leak = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .unwrap();
+    // SAFETY: clearing FD_CLOEXEC on a descriptor this test owns.
+    unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&leak), libc::F_SETFD, 0) };
+    let o = h.husk(&["run", "fdleak"]);
+    drop(leak);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // ls opens one descriptor (3) for the directory it lists.
+    assert_eq!(stdout(&o), "0 1 2 3 ", "{}", stderr(&o));
+    // And a working directory through a descriptor is refused outright.
+    let mut c = h.spec(&h.husk, &["pwd"]);
+    for n in 3..8 {
+        c["process"]["cwd"] = json!(format!("/proc/self/fd/{n}"));
+        h.write(&c);
+        let o = h.husk(&["run", "fdcwd"]);
+        assert!(!o.status.success(), "fd {n}: ran in {}", stdout(&o));
+        assert!(stderr(&o).contains("process.cwd"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_rootless_container_cannot_reach_the_husk_binary() {
+    // Container A runs; container B joins A's user and pid namespaces and
+    // stays in `created`, its init running husk code in A's pid namespace.
+    // A process of A goes for B's init's exe (CVE-2019-5736): the init is
+    // not dumpable, so neither the link nor the file can be opened.
+    let h = Home::new("exe");
+    let c = h.spec(&h.husk, &["sleep", "30"]);
+    h.write(&c);
+    h.husk_ok(&["create", "exe-a"]);
+    h.husk_ok(&["start", "exe-a"]);
+    let state: Value = serde_json::from_str(&h.husk_ok(&["state", "exe-a"])).unwrap();
+    let a = state["pid"].as_i64().unwrap();
+    let mut c = h.spec(&h.husk, &["true"]);
+    let mut ns: Vec<Value> = c["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "user" && n["type"] != "pid")
+        .cloned()
+        .collect();
+    ns.push(json!({"type": "user", "path": format!("/proc/{a}/ns/user")}));
+    ns.push(json!({"type": "pid", "path": format!("/proc/{a}/ns/pid")}));
+    c["linux"]["namespaces"] = json!(ns);
+    c["linux"].as_object_mut().unwrap().remove("uidMappings");
+    c["linux"].as_object_mut().unwrap().remove("gidMappings");
+    h.write(&c);
+    h.husk_ok(&["create", "exe-b"]);
+    let state: Value = serde_json::from_str(&h.husk_ok(&["state", "exe-b"])).unwrap();
+    let b = state["pid"].as_i64().unwrap();
+    // B's init's pid as A sees it: the last of NSpid.
+    let status = fs::read_to_string(format!("/proc/{b}/status")).unwrap();
+    let inner = status
+        .lines()
+        .find(|l| l.starts_with("NSpid:"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_string();
+    assert_ne!(inner, b.to_string(), "B is not in A's pid namespace");
+    let out = h.husk_ok(&[
+        "exec",
+        "exe-a",
+        "sh",
+        "-c",
+        &format!("probe open-path /proc/{inner}/exe; probe open-write /proc/{inner}/exe; true"),
+    ]);
+    assert_eq!(
+        out, "error EACCES\nerror EACCES\n",
+        "a container process reached the husk binary"
+    );
+    // B's init never became anything else: start still runs `true`.
+    h.husk_ok(&["start", "exe-b"]);
+    h.husk_ok(&["delete", "--force", "exe-b"]);
+    h.husk_ok(&["delete", "--force", "exe-a"]);
+    // `process.args` naming /proc/self/exe runs husk itself.
+    let c = h.spec(&h.husk, &["/proc/self/exe", "--version"]);
+    h.write(&c);
+    let out = h.husk_ok(&["run", "selfexe"]);
+    assert!(out.starts_with("husk version"), "{out}");
+}
+
+#[test]
+fn masked_and_read_only_paths_hold_rootless() {
+    let h = Home::new("masked");
+    let c = h.spec(
+        &h.husk,
+        &[
+            "sh",
+            "-c",
+            "wc -c < /proc/timer_list; wc -c < /proc/keys; ls /sys/firmware | wc -l; \
+             echo x > /proc/sys/kernel/hostname 2>/dev/null || echo sysctl-ro; \
+             echo x > /proc/sysrq-trigger 2>/dev/null || echo sysrq-ro; \
+             touch /sys/kernel/x 2>/dev/null || echo sys-ro",
+        ],
+    );
+    h.write(&c);
+    let out = h.husk_ok(&["run", "masked"]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "0", "sysctl-ro", "sysrq-ro", "sys-ro"],
+        "{out}"
+    );
 }

@@ -131,7 +131,19 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
     // the decision `create` made too; otherwise it cloned this process into
     // it): joined now for children, while the host's privileges are at hand,
     // and entered after pivot_root.
+    // A rootless caller has no privilege of its own to enter a pid namespace:
+    // only that of the joined user namespace (its own, or one it owns), so
+    // that is joined first. Nor can it mount procfs once pivot_root has taken
+    // the host's /proc out of its mount namespace (the kernel wants one
+    // fully visible), so it enters the pid namespace at once, before any
+    // mount. Processes already there still cannot reach it: it is not
+    // dumpable, and its memory belongs to the initial user namespace, in
+    // which they have no CAP_SYS_PTRACE.
     let late_pid = plan.init_joins_pid_late();
+    let user_first = late_pid && joins_userns && plan.caller.rootless();
+    if user_first {
+        join_namespaces(&prep.join, |k| k == CloneFlags::CLONE_NEWUSER)?;
+    }
     if late_pid {
         let pid_ns = prep
             .join
@@ -141,14 +153,22 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
             nix::sched::setns(fd.as_fd(), *kind).map_err(step("setns pid (for children)"))?;
         }
     }
-    join_namespaces(&prep.join)?;
+    join_namespaces(&prep.join, |k| {
+        !(user_first && k == CloneFlags::CLONE_NEWUSER)
+    })?;
     if joins_userns && !new_userns {
         become_root_in_userns()?;
     }
     if !prep.unshare.is_empty() {
         unshare_in_joined_user(prep.unshare, chan)?;
     }
-    nix::unistd::setsid().map_err(step("setsid"))?;
+    // (fork_into_pid_namespace makes the session.)
+    let late_pid = late_pid && !user_first;
+    if user_first {
+        fork_into_pid_namespace(chan)?;
+    } else {
+        nix::unistd::setsid().map_err(step("setsid"))?;
+    }
     if plan.new_keyring {
         join_session_keyring(&plan.id)?;
     }
@@ -478,8 +498,11 @@ fn fork_into_pid_namespace(chan: &Channel) -> Result<(), InitError> {
     }
 }
 
-fn join_namespaces(join: &[(CloneFlags, OwnedFd)]) -> Result<(), InitError> {
-    for (kind, fd) in join {
+fn join_namespaces(
+    join: &[(CloneFlags, OwnedFd)],
+    which: impl Fn(CloneFlags) -> bool,
+) -> Result<(), InitError> {
+    for (kind, fd) in join.iter().filter(|(k, _)| which(*k)) {
         // pid and time namespaces apply to children: the parent joined those
         // before clone.
         if *kind == CloneFlags::CLONE_NEWPID || kind.bits() == libc::CLONE_NEWTIME {
