@@ -105,6 +105,44 @@ pub fn may_make(path: &Path) -> bool {
         .is_some_and(eaccess)
 }
 
+/// A rootless caller's cgroup when `linux.cgroupsPath` is not absolute: beside
+/// the caller's own cgroup on the unified hierarchy, named by the relative
+/// path or else by the id, as runc places it. A subtree delegated to the user
+/// (systemd's `user@UID.service`, whose sessions hold the user's processes)
+/// is then where the container goes; anywhere else the caller may not make
+/// it, and there is no cgroup (or an error when limits are asked).
+pub fn rootless_relative_path(
+    own: &Path,
+    cgroups_path: Option<&Path>,
+    id: &str,
+) -> Result<PathBuf, CgroupError> {
+    let given = cgroups_path.filter(|p| !p.as_os_str().is_empty());
+    if given.is_some_and(|p| p.is_absolute()) {
+        return relative_path(given, id);
+    }
+    let inner = match given {
+        Some(p) => {
+            let under = relative_path(Some(p), id)?;
+            under
+                .strip_prefix(DEFAULT_PARENT)
+                .map(Path::to_path_buf)
+                .unwrap_or(under)
+        }
+        None => PathBuf::from(id),
+    };
+    let parent = own.parent().unwrap_or(Path::new("/"));
+    Ok(parent.strip_prefix("/").unwrap_or(parent).join(inner))
+}
+
+/// The caller's cgroup on the unified hierarchy, from `/proc/self/cgroup`'s
+/// text (its `0::PATH` line).
+pub fn own_unified(proc_self_cgroup: &str) -> Option<PathBuf> {
+    proc_self_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| PathBuf::from(p.trim_end()))
+}
+
 /// The parent of containers without a `linux.cgroupsPath`.
 pub const DEFAULT_PARENT: &str = "husk";
 
@@ -447,6 +485,34 @@ pub fn remove(path: &Path) -> Result<(), CgroupError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_rootless_container_goes_beside_the_callers_own_cgroup() {
+        let own = own_unified("12:pids:/user.slice\n0::/user.slice/user-1000.slice/user@1000.service/app.slice/sh.scope\n").unwrap();
+        let svc = "user.slice/user-1000.slice/user@1000.service/app.slice";
+        assert_eq!(
+            rootless_relative_path(&own, None, "c1").unwrap(),
+            Path::new(svc).join("c1")
+        );
+        assert_eq!(
+            rootless_relative_path(&own, Some(Path::new("mine/c1")), "c1").unwrap(),
+            Path::new(svc).join("mine/c1")
+        );
+        // An absolute path is taken from the root, as for root.
+        assert_eq!(
+            rootless_relative_path(&own, Some(Path::new("/a/b")), "c1").unwrap(),
+            Path::new("a/b")
+        );
+        // In the root cgroup (no delegation): a child of the root, which the
+        // caller may not make.
+        assert_eq!(
+            rootless_relative_path(Path::new("/"), None, "c1").unwrap(),
+            Path::new("c1")
+        );
+        assert!(rootless_relative_path(&own, Some(Path::new("../x")), "c1").is_err());
+        assert_eq!(own_unified("1:name=systemd:/\n"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -184,9 +184,20 @@ fn create_in(
         )?),
         false => None,
     };
-    let rel = match &unit {
-        Some(u) => u.rel.clone(),
-        None => cgroups::relative_path(plan.cgroups_path.as_deref(), &plan.id)?,
+    // A rootless caller's container goes beside its own cgroup (where a
+    // delegated subtree is) unless the config names an absolute path.
+    let own = match plan.caller.rootless() {
+        true => std::fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|t| cgroups::own_unified(&t)),
+        false => None,
+    };
+    let rel = match (&unit, &own) {
+        (Some(u), _) => u.rel.clone(),
+        (None, Some(own)) => {
+            cgroups::rootless_relative_path(own, plan.cgroups_path.as_deref(), &plan.id)?
+        }
+        (None, None) => cgroups::relative_path(plan.cgroups_path.as_deref(), &plan.id)?,
     };
     // Parents made for the config's own cgroupsPath go again with the
     // container. husk's default parent (`husk/`) is shared by every

@@ -3,7 +3,10 @@
 the guest) into the directory given as the first argument."""
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 
 out = sys.argv[1]
 
@@ -79,3 +82,29 @@ bundle("sd-hook", ["true"], cgroups_path="machine.slice:husk:sd-hook",
        hooks={"createRuntime": [{"path": "/bin/sleep", "args": ["sleep", "30"]}]})
 bundle("sd-bad", ["true"], cgroups_path="/not/a/systemd/path")
 bundle("sd-bench", ["true"], limits, cgroups_path="")
+
+# Rootless (guest.sh, as the guest's user 1000, in a subtree delegated to it):
+# the config `husk spec --rootless` writes for that user, with limits.
+husk = os.environ.get("HUSK")
+if husk:
+    tmp = tempfile.mkdtemp()
+    os.chown(tmp, 1000, 1000)
+    subprocess.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups",
+                    os.path.abspath(husk), "spec", "--rootless"], cwd=tmp, check=True)
+    with open(f"{tmp}/config.json") as f:
+        spec = f.read()
+    shutil.rmtree(tmp)
+    for name, args, resources in [
+        ("rl-pids", ["awk", 'BEGIN { while (1) system("sleep 30 &") }'],
+         {"pids": {"limit": 20}, "memory": {"limit": 64 << 20}}),
+        ("rl-oom", ["awk", grow], {"memory": {"limit": 32 << 20, "swap": 32 << 20}}),
+    ]:
+        c = json.loads(spec)
+        c["root"]["path"] = "/rootfs"
+        c["process"]["terminal"] = False
+        c["process"]["args"] = args
+        c["process"]["env"] = ["PATH=/bin"]
+        c["linux"]["resources"] = resources
+        os.makedirs(f"{out}/{name}", exist_ok=True)
+        with open(f"{out}/{name}/config.json", "w") as f:
+            json.dump(c, f, indent=1)

@@ -152,7 +152,7 @@ cp tests/vm/guest.sh "$root/guest.sh"
 cp tests/vm/guest-v1.sh "$root/guest-v1.sh"
 cp tests/vm/lib.sh "$root/lib.sh"
 chmod +x "$root/init"
-python3 tests/vm/make-bundles.py "$root/bundles"
+HUSK="$bin/husk" python3 tests/vm/make-bundles.py "$root/bundles"
 # The OCI runtime-tools programs husk fails on the hybrid host for the host's
 # reasons (conformance/runtime-tools-known.txt, WHERE=host), when the suite
 # was built (conformance/runtime-tools.sh): the guest runs them against husk.
