@@ -35,13 +35,29 @@ struct Cost {
     ok: bool,
 }
 
-fn spawn_wait(mut cmd: Command, mntns: Option<&OwnedFd>) -> Cost {
-    if let Some(ns) = mntns {
-        let fd = ns.as_raw_fd();
-        // SAFETY: setns in the forked child before exec; no allocation.
+fn spawn_wait(cmd: Command, mntns: Option<&OwnedFd>) -> Cost {
+    spawn_wait_as(cmd, mntns, None)
+}
+
+/// Runs `cmd` (in `mntns`, as `user` when given: the mount namespace is
+/// entered first, while root) and measures it.
+fn spawn_wait_as(mut cmd: Command, mntns: Option<&OwnedFd>, user: Option<(u32, u32)>) -> Cost {
+    let fd = mntns.map(|ns| ns.as_raw_fd());
+    if fd.is_some() || user.is_some() {
+        // SAFETY: setns, setgroups and setres[ug]id in the forked child
+        // before exec; no allocation.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::setns(fd, libc::CLONE_NEWNS) != 0 {
+                if let Some(fd) = fd
+                    && libc::setns(fd, libc::CLONE_NEWNS) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some((uid, gid)) = user
+                    && (libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setresgid(gid, gid, gid) != 0
+                        || libc::setresuid(uid, uid, uid) != 0)
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -221,6 +237,26 @@ impl Bench {
             serde_json::to_vec(&config).unwrap_or_default(),
         );
         (dir, id)
+    }
+}
+
+/// The same container as `husk spec --rootless` and `runc spec --rootless`
+/// shape it for an unprivileged user: a user namespace mapping root to the
+/// user, no network namespace, /sys bound from the host, no cgroupsPath.
+fn rootless(config: &mut Value, uid: u32, gid: u32) {
+    config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    config["linux"]["namespaces"] = json!([
+        {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}
+    ]);
+    if let Some(l) = config["linux"].as_object_mut() {
+        l.remove("cgroupsPath");
+    }
+    if let Some(mounts) = config["mounts"].as_array_mut() {
+        for m in mounts.iter_mut().filter(|m| m["destination"] == "/sys") {
+            *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        }
     }
 }
 
@@ -545,6 +581,62 @@ fn main() {
             ri,
             (2 * per_loop) as f64 / secs,
         );
+    }
+
+    // Rootless: `run /bin/true` as an unprivileged user (--rootless-user,
+    // default huskrootless, made by scripts/setup.sh), each runtime with a
+    // state root of the user's; husk from a root-owned copy the user can
+    // reach, as a system install is.
+    let user = arg(&args, "--rootless-user").unwrap_or_else(|| "huskrootless".into());
+    match nix::unistd::User::from_name(&user).ok().flatten() {
+        None => eprintln!("husk-bench: no user {user}: no rootless row"),
+        Some(u) => {
+            let (uid, gid) = (u.uid.as_raw(), u.gid.as_raw());
+            let rl = work.join("rootless");
+            let _ = fs::create_dir_all(rl.join("bin"));
+            let husk_copy = rl.join("bin/husk");
+            let _ = fs::copy(&runtimes[2].bin, &husk_copy);
+            let bins = [runtimes[0].bin.clone(), runtimes[1].bin.clone(), husk_copy];
+            let roots: Vec<PathBuf> = runtimes
+                .iter()
+                .map(|rt| rl.join(format!("root-{}", rt.name)))
+                .collect();
+            for r in &roots {
+                let _ = fs::create_dir_all(r);
+                let _ = std::os::unix::fs::chown(r, Some(uid), Some(gid));
+            }
+            for round in 0..rounds {
+                for k in 0..3 {
+                    let ri = (round + k) % 3;
+                    let (dir, id) = b.bundle(&["/bin/true"], None);
+                    let path = dir.join("config.json");
+                    if let Ok(Ok(mut c)) =
+                        fs::read(&path).map(|t| serde_json::from_slice::<Value>(&t))
+                    {
+                        rootless(&mut c, uid, gid);
+                        let _ = fs::write(&path, serde_json::to_vec(&c).unwrap_or_default());
+                    }
+                    let mut cmd = Command::new(&bins[ri]);
+                    cmd.arg("--root")
+                        .arg(&roots[ri])
+                        .args(["run", "--bundle", dir.to_str().unwrap_or("."), &id])
+                        .env_clear()
+                        .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+                        .env("HOME", &rl)
+                        .env("XDG_RUNTIME_DIR", &roots[ri])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null());
+                    let c = spawn_wait_as(cmd, runtimes[ri].mntns.as_ref(), Some((uid, gid)));
+                    reap_all();
+                    if c.ok {
+                        add(&mut rows, "rootless run /bin/true (ms)", ri, ms(c.time));
+                    } else if round == 0 {
+                        eprintln!("husk-bench: {} rootless run failed", runtimes[ri].name);
+                    }
+                }
+            }
+        }
     }
 
     // Binary sizes.
