@@ -41,6 +41,9 @@ command -v podman >/dev/null || need_apt+=(podman)
 # Rootless tests (tests/rootless.rs) run husk as an unprivileged user with
 # subordinate id ranges, mapped through newuidmap/newgidmap.
 command -v newuidmap >/dev/null || need_apt+=(uidmap)
+# Rootless podman (tests/rootless.rs): its network and its pause process.
+command -v slirp4netns >/dev/null || need_apt+=(slirp4netns)
+[ -x /usr/bin/catatonit ] || [ -x /usr/libexec/podman/catatonit ] || need_apt+=(catatonit)
 
 # Docker drives husk in tests/docker.rs, with a dockerd of the test's own in
 # namespaces of its own: the package's service must not start on the host.
