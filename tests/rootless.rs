@@ -36,6 +36,7 @@ struct Home {
     uid: u32,
     gid: u32,
     husk: PathBuf,
+    xdg: PathBuf,
 }
 
 impl Home {
@@ -48,11 +49,17 @@ impl Home {
         // The binary as root installs it: root's, mode 755.
         let husk = dir.join("bin/husk");
         fs::copy(husk_bin(), &husk).unwrap();
-        for sub in ["xdg", "b", "home"] {
+        for sub in ["b", "home"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
             chown(dir.join(sub), Some(uid), Some(gid)).unwrap();
         }
-        fs::set_permissions(dir.join("xdg"), fs::Permissions::from_mode(0o700)).unwrap();
+        // XDG_RUNTIME_DIR, short: podman's rootlessport binds a socket a few
+        // levels down, and a socket's path has at most 107 bytes.
+        let xdg = PathBuf::from(format!("/tmp/hrl-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&xdg);
+        fs::create_dir(&xdg).unwrap();
+        chown(&xdg, Some(uid), Some(gid)).unwrap();
+        fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
         let rootfs = dir.join("b/rootfs");
         fs::create_dir_all(rootfs.join("bin")).unwrap();
         fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
@@ -71,6 +78,7 @@ impl Home {
             uid,
             gid,
             husk,
+            xdg,
         }
     }
 
@@ -79,7 +87,7 @@ impl Home {
     }
 
     fn xdg(&self) -> PathBuf {
-        self.dir.join("xdg")
+        self.xdg.clone()
     }
 
     /// PROG ARGS… as the user, in the bundle, with a login's environment.
@@ -179,6 +187,7 @@ impl Drop for Home {
             let _ = self.run(Path::new("/usr/sbin/runc"), &["delete", "--force", &id]);
         }
         let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_dir_all(&self.xdg);
     }
 }
 
@@ -430,7 +439,10 @@ struct Podman<'a> {
 
 impl Podman<'_> {
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.home.command(Path::new("/usr/bin/podman"), &[]);
+        // Bounded: a podman that hangs fails the test instead of the suite.
+        let mut c = self
+            .home
+            .command(Path::new("/usr/bin/timeout"), &["120", "/usr/bin/podman"]);
         c.env("CONTAINERS_CONF", self.home.dir.join("containers.conf"))
             .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
             .args(["--events-backend", "file"])
