@@ -122,10 +122,10 @@ pub enum Cmd {
         /// Pass this many extra descriptors (from 3 up) to the process.
         #[arg(long = "preserve-fds", default_value_t = 0)]
         preserve_fds: u32,
-        /// AppArmor profile (not supported: refused if given).
+        /// The AppArmor profile of the process (instead of the container's).
         #[arg(long, default_value = "")]
         apparmor: String,
-        /// SELinux label (not supported: refused if given).
+        /// The SELinux label of the process (instead of the container's).
         #[arg(long = "process-label", default_value = "")]
         process_label: String,
         id: String,
@@ -332,7 +332,7 @@ fn create_args<'a>(id: &'a str, f: &'a CreateFlags, systemd: bool) -> CreateArgs
             no_new_keyring: f.no_new_keyring,
             preserve_fds: f.preserve_fds,
             listen_fds,
-            selinux: crate::plan::host_selinux(),
+            lsm: crate::lsm::HostLsm::detect(),
             caller: crate::rootless::Caller::current(),
             // Set by create from the console socket it is given.
             ..Default::default()
@@ -372,12 +372,6 @@ fn dispatch(root: &Path, systemd: bool, cmd: Cmd, logger: &Logger) -> Result<i32
             id,
             args,
         } => {
-            if !apparmor.is_empty() || !process_label.is_empty() {
-                return Err(Error::Config(
-                    "--apparmor/--process-label: AppArmor and SELinux are not supported by husk"
-                        .into(),
-                ));
-            }
             crate::process::selfexe::ensure_read_only()?;
             if preserve_fds > 0 {
                 reserve_preserved_fds(preserve_fds);
@@ -397,6 +391,8 @@ fn dispatch(root: &Path, systemd: bool, cmd: Cmd, logger: &Logger) -> Result<i32
                 caps: &cap,
                 no_new_privs,
                 preserve_fds,
+                apparmor: (!apparmor.is_empty()).then_some(apparmor.as_str()),
+                process_label: (!process_label.is_empty()).then_some(process_label.as_str()),
             };
             return container::exec::exec(root, &a);
         }

@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod image;
 pub mod init;
 pub mod log;
+pub mod lsm;
 pub mod netns;
 pub mod plan;
 pub mod process;

@@ -39,10 +39,10 @@ pub struct CreateOptions {
     /// Socket-activation descriptors (systemd's LISTEN_FDS) passed on to the
     /// container after the preserved ones, as runc does.
     pub listen_fds: u32,
-    /// Whether the host runs SELinux. Without it, labels in the config mean
-    /// nothing and are ignored, as crun ignores them (runc fails on the
-    /// mount label).
-    pub selinux: bool,
+    /// The LSMs the host runs (crate::lsm): a profile or process label it
+    /// cannot apply is refused; a mount label without SELinux is ignored, as
+    /// crun ignores it.
+    pub lsm: crate::lsm::HostLsm,
     /// Who runs husk (rootless mode: crate::rootless).
     pub caller: crate::rootless::Caller,
 }
@@ -175,6 +175,10 @@ pub struct ProcessPlan {
     pub console_size: Option<(u16, u16)>,
     /// ioprio_set value (class << 13 | level).
     pub io_priority: Option<i32>,
+    /// The AppArmor profile the program runs under (crate::lsm).
+    pub apparmor: Option<String>,
+    /// The SELinux label the program runs with, also its keys' label.
+    pub selinux_label: Option<String>,
 }
 
 /// Everything the container's init does, decided in advance.
@@ -382,7 +386,7 @@ impl Plan {
 
         let process = match spec.process() {
             Some(p) => {
-                let mut pp = process_plan(p, "process", opts.selinux)?;
+                let mut pp = process_plan(p, "process", opts.lsm)?;
                 if opts.listen_fds > 0 {
                     pp.env.retain(|e| {
                         let b = e.as_bytes();
@@ -575,14 +579,21 @@ impl Plan {
         if linux.intel_rdt().is_some() {
             return err("linux.intelRdt", "Intel RDT is not supported");
         }
-        if let Some(l) = linux.mount_label()
-            && !l.is_empty()
-            && opts.selinux
-        {
-            return err(
-                "linux.mountLabel",
-                "SELinux labels are not supported yet on a host that enforces them",
-            );
+        let mount_label = linux
+            .mount_label()
+            .clone()
+            .filter(|l| !l.is_empty() && opts.lsm.selinux);
+        if mount_label.as_ref().is_some_and(|l| l.contains('"')) {
+            // It goes into mount options as context="LABEL".
+            return err("linux.mountLabel", "must not contain a double quote");
+        }
+        if let Some(l) = &mount_label {
+            for m in mounts
+                .iter_mut()
+                .filter(|m| crate::lsm::takes_mount_label(&m.fstype))
+            {
+                m.options.data = crate::lsm::with_mount_label(Some(&m.options.data), l);
+            }
         }
 
         let mut masked_paths = Vec::new();
@@ -918,16 +929,10 @@ fn cstring(s: &str, field: &str) -> Result<CString, PlanError> {
 }
 
 /// The plan of a process from an OCI `process` object; `base` is its JSON path.
-/// Whether the host runs SELinux (selinuxfs is mounted with its enforce
-/// switch): a probe for the callers of [`Plan::new`] and [`process_plan`].
-pub fn host_selinux() -> bool {
-    Path::new("/sys/fs/selinux/enforce").exists()
-}
-
 pub fn process_plan(
     p: &oci_spec::runtime::Process,
     base: &str,
-    selinux: bool,
+    lsm: crate::lsm::HostLsm,
 ) -> Result<ProcessPlan, PlanError> {
     let args = p.args().clone().unwrap_or_default();
     if args.is_empty() || args[0].is_empty() {
@@ -1026,21 +1031,19 @@ pub fn process_plan(
             "scheduler settings are not supported yet",
         );
     }
-    if let Some(a) = p.apparmor_profile()
-        && !a.is_empty()
-    {
+    let apparmor = p.apparmor_profile().clone().filter(|a| !a.is_empty());
+    if apparmor.is_some() && !lsm.apparmor {
         return err(
             format!("{base}.apparmorProfile"),
-            "AppArmor is not supported",
+            "a profile is specified in config, but AppArmor is not enabled on this host",
         );
     }
-    if let Some(l) = p.selinux_label()
-        && !l.is_empty()
-        && selinux
-    {
+    let selinux_label = p.selinux_label().clone().filter(|l| !l.is_empty());
+    if selinux_label.is_some() && !lsm.selinux {
+        // runc's words.
         return err(
             format!("{base}.selinuxLabel"),
-            "SELinux labels are not supported yet on a host that enforces them",
+            "selinux label is specified in config, but selinux is disabled or not supported",
         );
     }
     let user = p.user();
@@ -1062,6 +1065,8 @@ pub fn process_plan(
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16)),
         io_priority,
+        apparmor,
+        selinux_label,
     })
 }
 
@@ -1419,6 +1424,56 @@ mod tests {
             p.time_offsets.as_deref(),
             Some("boottime -5 7\nmonotonic 10 0\n")
         );
+    }
+
+    #[test]
+    fn profiles_and_labels_need_their_lsm() {
+        let json = with(serde_json::json!({
+            "process": {"apparmorProfile": "docker-default",
+                        "selinuxLabel": "system_u:system_r:container_t:s0:c1,c2"},
+            "linux": {"mountLabel": "system_u:object_r:container_file_t:s0:c1,c2"},
+            "mounts": [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                        "options": ["mode=1777"]},
+                       {"destination": "/proc", "type": "proc", "source": "proc"}]
+        }));
+        let on = |apparmor, selinux| CreateOptions {
+            lsm: crate::lsm::HostLsm { apparmor, selinux },
+            ..Default::default()
+        };
+        let e = Plan::new("c1", Path::new("/b"), &spec(&json), &on(false, true)).unwrap_err();
+        assert_eq!(e.field, "process.apparmorProfile");
+        let e = Plan::new("c1", Path::new("/b"), &spec(&json), &on(true, false)).unwrap_err();
+        assert_eq!(e.field, "process.selinuxLabel");
+        let p = Plan::new("c1", Path::new("/b"), &spec(&json), &on(true, true)).unwrap();
+        assert_eq!(p.process.apparmor.as_deref(), Some("docker-default"));
+        assert_eq!(
+            p.process.selinux_label.as_deref(),
+            Some("system_u:system_r:container_t:s0:c1,c2")
+        );
+        // The mount label goes on the tmpfs, not on procfs.
+        let data = |dest: &str| {
+            p.mounts
+                .iter()
+                .find(|m| m.destination == Path::new(dest))
+                .map(|m| m.options.data.clone())
+                .unwrap()
+        };
+        assert_eq!(
+            data("/tmp"),
+            "mode=1777,context=\"system_u:object_r:container_file_t:s0:c1,c2\""
+        );
+        assert_eq!(data("/proc"), "");
+        // Without SELinux the mount label means nothing (as crun has it).
+        let json = with(serde_json::json!({
+            "linux": {"mountLabel": "system_u:object_r:container_file_t:s0"},
+            "mounts": [{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}]
+        }));
+        let p = plan(&json).unwrap();
+        assert_eq!(p.mounts[0].options.data, "");
+        // A quote would end the context= option early.
+        let json = with(serde_json::json!({"linux": {"mountLabel": "a\",nosuid"}}));
+        let e = Plan::new("c1", Path::new("/b"), &spec(&json), &on(false, true)).unwrap_err();
+        assert_eq!(e.field, "linux.mountLabel");
     }
 
     #[test]

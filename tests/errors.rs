@@ -232,3 +232,45 @@ fn spec_refuses_to_overwrite_and_features_is_json() {
             .any(|n| n == "user")
     );
 }
+
+/// A profile or label the host cannot apply (this machine's kernel runs no
+/// LSM) is refused naming the field, as runc refuses it at create; a mount
+/// label without SELinux means nothing and is ignored, as crun ignores it.
+#[test]
+fn lsm_profile_and_label_without_the_lsm_are_refused() {
+    for (field, value, needle) in [
+        (
+            "apparmorProfile",
+            "docker-default",
+            "AppArmor is not enabled",
+        ),
+        (
+            "selinuxLabel",
+            "system_u:system_r:container_t:s0:c1,c2",
+            "selinux label is specified in config, but selinux is disabled or not supported",
+        ),
+    ] {
+        let mut b = Bundle::sh("true");
+        b.config["process"][field] = json!(value);
+        b.write();
+        let err = create_fails(&b, "lsm");
+        assert!(
+            err.contains(&format!("process.{field}")) && err.contains(needle),
+            "{err}"
+        );
+        // exec's flags too.
+        let b = Bundle::new(&["sleep", "30"]);
+        let c = b.create("lsmexec");
+        let flag = match field {
+            "apparmorProfile" => "--apparmor",
+            _ => "--process-label",
+        };
+        let o = b.cmd(&["exec", flag, value, "lsmexec", "true"]);
+        assert!(!o.status.success(), "exec {flag} accepted");
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+        c.delete();
+    }
+    let mut b = Bundle::sh("grep -c context= /proc/self/mounts || true");
+    b.config["linux"]["mountLabel"] = json!("system_u:object_r:container_file_t:s0");
+    assert_eq!(run_ok(&b, "mountlabel"), "0\n");
+}

@@ -40,6 +40,10 @@ pub struct ExecArgs<'a> {
     pub caps: &'a [String],
     pub no_new_privs: bool,
     pub preserve_fds: u32,
+    /// `--apparmor`: the process's profile instead of the container's.
+    pub apparmor: Option<&'a str>,
+    /// `--process-label`: its SELinux label instead of the container's.
+    pub process_label: Option<&'a str>,
 }
 
 /// The process to run: the `--process` file, or the container's own process
@@ -77,6 +81,12 @@ pub fn process(a: &ExecArgs<'_>, base: Option<&Process>) -> Result<Process, Erro
             env.push(e.clone());
         }
         p.set_env(Some(env));
+    }
+    if let Some(profile) = a.apparmor {
+        p.set_apparmor_profile(Some(profile.to_string()));
+    }
+    if let Some(label) = a.process_label {
+        p.set_selinux_label(Some(label.to_string()));
     }
     if let Some(u) = a.user {
         let (uid, gid) = parse_user(u)?;
@@ -188,7 +198,7 @@ pub fn exec(root: &Path, a: &ExecArgs<'_>) -> Result<i32, Error> {
         Err(e) => return Err(e.into()),
     };
     let process = process(a, spec.process().as_ref())?;
-    let pp = crate::plan::process_plan(&process, "process", crate::plan::host_selinux())?;
+    let pp = crate::plan::process_plan(&process, "process", crate::lsm::HostLsm::detect())?;
     if pp.terminal && a.detach && a.console_socket.is_none() {
         return Err(Error::Config(
             "process.terminal: a detached exec with a terminal needs --console-socket".into(),
@@ -419,7 +429,7 @@ mod tests {
         assert_eq!(p.env().as_deref().unwrap(), ["PATH=/bin", "A=2", "B=3"]);
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
         assert_eq!(p.user().additional_gids().as_deref(), Some(&[5, 6][..]));
-        let pp = crate::plan::process_plan(&p, "process", false).unwrap();
+        let pp = crate::plan::process_plan(&p, "process", crate::lsm::HostLsm::default()).unwrap();
         let c = pp.caps.unwrap();
         // CAP_KILL is 5, CAP_NET_ADMIN 12.
         assert_eq!(c.bounding, (1 << 5) | (1 << 12));

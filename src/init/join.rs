@@ -62,6 +62,9 @@ fn steps(plan: &JoinPlan<'_>, chan: &Channel, placed: bool) -> Result<Infallible
     // Through the host's /proc, which shows this process; the container's
     // does not (this process is never in its pid namespace).
     exec::set_oom_score_adj(plan.process)?;
+    // The profile and label too: the forked process keeps them to its execve,
+    // and nothing of the container's stands between this and the host's /proc.
+    super::apply_lsm(plan.process)?;
     if !plan.ns.is_empty() {
         // One setns through the init's pidfd joins them all at once, the user
         // namespace first, as the kernel orders them. The mount namespace

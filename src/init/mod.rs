@@ -51,6 +51,8 @@ pub enum InitError {
     Step { step: String, errno: Errno },
     #[error("sync with parent: {0}")]
     Sync(String),
+    #[error(transparent)]
+    Lsm(#[from] crate::lsm::LsmError),
 }
 
 pub(crate) fn step(s: impl Into<String>) -> impl FnOnce(Errno) -> InitError {
@@ -170,6 +172,10 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
         nix::unistd::setsid().map_err(step("setsid"))?;
     }
     if plan.new_keyring {
+        // The keyring is labelled as the process will be.
+        if let Some(label) = &plan.process.selinux_label {
+            crate::lsm::selinux_key_label(label)?;
+        }
         join_session_keyring(&plan.id)?;
     }
 
@@ -259,6 +265,9 @@ fn steps(plan: &Plan, chan: &Channel, prep: Prepared) -> Result<Infallible, Init
 
     let p = &plan.process;
     exec::set_oom_score_adj(p)?;
+    // Through the container's /proc, mounted by this process (lsm::open_attr
+    // checks it is procfs with no other mount on the way).
+    apply_lsm(p)?;
     let path = become_the_process(p, plan.seccomp.as_ref(), chan, plan.preserve_fds)?;
 
     // With no_new_privs the filter goes on as late as possible, so it need not
@@ -295,6 +304,19 @@ fn become_the_process(
 ) -> Result<std::ffi::CString, InitError> {
     let id = take_identity(p, seccomp, preserve_fds)?;
     finish_identity(p, seccomp, chan, id)
+}
+
+/// The process's AppArmor profile and SELinux label, taking effect at its
+/// execve (and kept across fork). Set before no_new_privs, which would
+/// restrict the transition to them, as runc orders it.
+pub(crate) fn apply_lsm(p: &crate::plan::ProcessPlan) -> Result<(), InitError> {
+    if let Some(profile) = &p.apparmor {
+        crate::lsm::apparmor_on_exec(profile)?;
+    }
+    if let Some(label) = &p.selinux_label {
+        crate::lsm::selinux_on_exec(label)?;
+    }
+    Ok(())
 }
 
 /// What `take_identity` left for `finish_identity`.

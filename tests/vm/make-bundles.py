@@ -83,6 +83,30 @@ bundle("sd-hook", ["true"], cgroups_path="machine.slice:husk:sd-hook",
 bundle("sd-bad", ["true"], cgroups_path="/not/a/systemd/path")
 bundle("sd-bench", ["true"], limits, cgroups_path="")
 
+# AppArmor (guest.sh): profiles from tests/vm/apparmor-profiles.py.
+def with_profile(name, profile):
+    path = f"{out}/{name}/config.json"
+    with open(path) as f:
+        c = json.load(f)
+    c["process"]["apparmorProfile"] = profile
+    with open(path, "w") as f:
+        json.dump(c, f, indent=1)
+
+
+bundle("aa", ["sh", "-c", "cat /proc/self/attr/current; echo x > /tmp/ok && echo wrote-ok; "
+              "(echo x > /tmp/denied) 2>/dev/null || echo write-denied; "
+              "chown 1 /tmp/ok 2>/dev/null || echo chown-denied; exec sleep 100"],
+       caps=["CAP_CHOWN", "CAP_KILL"])
+with_profile("aa", "husk-test")
+bundle("aa-missing", ["true"])
+with_profile("aa-missing", "husk-not-loaded")
+lsm_shell = ("cat /proc/self/attr/current; (echo 1 > /proc/sysrq-trigger) 2>/dev/null || echo sysrq-denied; "
+             "mkdir -p /tmp/m; mount -t tmpfs t /tmp/m 2>/dev/null || echo mount-denied; "
+             "ls / > /dev/null && echo shell-ran")
+for name, profile in [("aa-docker", "docker-default"), ("aa-cri", "cri-containerd.apparmor.d")]:
+    bundle(name, ["sh", "-c", lsm_shell], caps=["CAP_SYS_ADMIN", "CAP_KILL"])
+    with_profile(name, profile)
+
 # Rootless (guest.sh, as the guest's user 1000, in a subtree delegated to it):
 # the config `husk spec --rootless` writes for that user, with limits.
 husk = os.environ.get("HUSK")

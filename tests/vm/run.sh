@@ -15,6 +15,13 @@ ls /boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1 || need+=(linux-image-cloud-amd64
 [ -x /bin/busybox ] || need+=(busybox-static)
 # husk links libseccomp statically (.cargo/config.toml).
 [ -e /usr/lib/x86_64-linux-gnu/libseccomp.a ] || need+=(libseccomp-dev)
+# The v2 guest's AppArmor profiles are compiled here (tests/vm/apparmor-profiles.py),
+# Docker's and containerd's from the templates in their binaries; runc runs
+# beside husk there.
+command -v apparmor_parser >/dev/null || need+=(apparmor)
+command -v runc >/dev/null || need+=(runc)
+[ -x /usr/sbin/dockerd ] || need+=(docker.io)
+command -v containerd >/dev/null || need+=(containerd)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -153,6 +160,9 @@ cp tests/vm/guest-v1.sh "$root/guest-v1.sh"
 cp tests/vm/lib.sh "$root/lib.sh"
 chmod +x "$root/init"
 HUSK="$bin/husk" python3 tests/vm/make-bundles.py "$root/bundles"
+if [ -z "$sd" ] && [ -z "$v1" ] && [ $mode != bench ]; then
+  python3 tests/vm/apparmor-profiles.py "$root/aa" 2> >(grep -v '^Cache read/write disabled' >&2)
+fi
 # The OCI runtime-tools programs husk fails on the hybrid host for the host's
 # reasons (conformance/runtime-tools-known.txt, WHERE=host), when the suite
 # was built (conformance/runtime-tools.sh): the guest runs them against husk.
@@ -181,6 +191,17 @@ cmdline="$base HUSK_CONFORMANCE=1"
 # hierarchy beside them for its own tracking).
 [ -n "$sd" ] && [ -n "$v1" ] &&
   cmdline="$cmdline systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0"
+copy_with_libs() {
+  for b in "$@"; do
+    mkdir -p "$root$(dirname "$b")"
+    cp "$b" "$root$b"
+    for lib in $(ldd "$b" | grep -o '/[^ ]*'); do
+      mkdir -p "$root$(dirname "$lib")"
+      cp -L "$lib" "$root$lib"
+    done
+  done
+}
+[ -z "$sd" ] && [ -z "$v1" ] && [ $mode != bench ] && copy_with_libs "$(command -v runc)"
 if [ $mode = bench ]; then
   cp "$bin/husk-bench" "$bin/bench-floor" "$root/bin/"
   for b in "$(command -v runc)" "$(command -v crun)"; do
