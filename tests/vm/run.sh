@@ -191,6 +191,7 @@ cmdline="$base HUSK_CONFORMANCE=1"
 # hierarchy beside them for its own tracking).
 [ -n "$sd" ] && [ -n "$v1" ] &&
   cmdline="$cmdline systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0"
+# Dynamically linked binaries (runc, crun) with the libraries they load.
 copy_with_libs() {
   for b in "$@"; do
     mkdir -p "$root$(dirname "$b")"
@@ -204,14 +205,7 @@ copy_with_libs() {
 [ -z "$sd" ] && [ -z "$v1" ] && [ $mode != bench ] && copy_with_libs "$(command -v runc)"
 if [ $mode = bench ]; then
   cp "$bin/husk-bench" "$bin/bench-floor" "$root/bin/"
-  for b in "$(command -v runc)" "$(command -v crun)"; do
-    mkdir -p "$root$(dirname "$b")"
-    cp "$b" "$root$b"
-    for lib in $(ldd "$b" | grep -o '/[^ ]*'); do
-      mkdir -p "$root$(dirname "$lib")"
-      cp -L "$lib" "$root$lib"
-    done
-  done
+  copy_with_libs "$(command -v runc)" "$(command -v crun)"
   cmdline="$base HUSK_BENCH=1${v1:+ HUSK_CGROUP_V1=1}"
 fi
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$work/initrd.gz"
