@@ -43,6 +43,10 @@ vm=$(mktemp)
 trap 'rm -f "$log" "$conf" "$vm" "$crit"' EXIT
 echo "== cgroup v2 guest (tests/vm/run.sh) =="
 bash tests/vm/run.sh 2>&1 | tee "$vm" || status=$?
+# And booted with SELinux as its LSM and a small policy loaded: the process
+# and mount labels, for the init and exec, beside runc.
+echo "== SELinux guest (tests/vm/run.sh --selinux) =="
+bash tests/vm/run.sh --selinux 2>&1 | tee -a "$vm" || status=$?
 # And a pure cgroup v1 guest (no unified hierarchy): the v1 driver alone.
 echo "== cgroup v1 guest (tests/vm/run.sh --v1) =="
 bash tests/vm/run.sh --v1 2>&1 | tee -a "$vm" || status=$?

@@ -107,6 +107,24 @@ for name, profile in [("aa-docker", "docker-default"), ("aa-cri", "cri-container
     bundle(name, ["sh", "-c", lsm_shell], caps=["CAP_SYS_ADMIN", "CAP_KILL"])
     with_profile(name, profile)
 
+# SELinux (guest-selinux.sh): labels of tests/vm/selinux-policy.conf.
+def with_labels(name, process, mount):
+    path = f"{out}/{name}/config.json"
+    with open(path) as f:
+        c = json.load(f)
+    c["process"]["selinuxLabel"] = process
+    c["linux"]["mountLabel"] = mount
+    with open(path, "w") as f:
+        json.dump(c, f, indent=1)
+
+
+se_probe = ("cat /proc/self/attr/current; echo; "
+            "grep -E ' /(dev|tmp) ' /proc/self/mounts | grep -c 'context=.*container_file_t'")
+bundle("se", ["sh", "-c", se_probe + "; exec sleep 100"])
+with_labels("se", "system_u:system_r:container_t", "system_u:object_r:container_file_t")
+bundle("se-run", ["sh", "-c", se_probe])
+with_labels("se-run", "system_u:system_r:container_t", "system_u:object_r:container_file_t")
+
 # Rootless (guest.sh, as the guest's user 1000, in a subtree delegated to it):
 # the config `husk spec --rootless` writes for that user, with limits.
 husk = os.environ.get("HUSK")

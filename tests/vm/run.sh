@@ -19,6 +19,7 @@ ls /boot/vmlinuz-*-cloud-amd64 >/dev/null 2>&1 || need+=(linux-image-cloud-amd64
 # Docker's and containerd's from the templates in their binaries; runc runs
 # beside husk there.
 command -v apparmor_parser >/dev/null || need+=(apparmor)
+command -v checkpolicy >/dev/null || need+=(checkpolicy)
 command -v runc >/dev/null || need+=(runc)
 [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 command -v containerd >/dev/null || need+=(containerd)
@@ -39,15 +40,20 @@ fi
 # with --v1, systemd mounts the hybrid layout. HUSK_VM_EXTRA=husk_cri_only
 # (on the guest's command line) runs only its containerd part
 # (tests/vm/guest-cri.sh), when working on that.
+# --selinux: the busybox v2 guest booted with SELinux as its LSM, with
+# tests/vm/selinux-policy.conf (compiled here with checkpolicy) loaded, runs
+# tests/vm/guest-selinux.sh.
 mode=tests
 v1=
 sd=
+se=
 for arg in "$@"; do
   case $arg in
     --bench) mode=bench ;;
     --v1) v1=1 ;;
     --systemd) sd=1 ;;
-    *) echo "usage: $0 [--bench] [--v1] [--systemd]" >&2; exit 2 ;;
+    --selinux) se=1 ;;
+    *) echo "usage: $0 [--bench] [--v1] [--systemd] [--selinux]" >&2; exit 2 ;;
   esac
 done
 if [ -n "$sd" ]; then
@@ -157,6 +163,9 @@ PY
 fi
 cp tests/vm/guest.sh "$root/guest.sh"
 cp tests/vm/guest-v1.sh "$root/guest-v1.sh"
+cp tests/vm/guest-selinux.sh "$root/guest-selinux.sh"
+mkdir -p "$root/se"
+checkpolicy -U allow -c 33 -o "$root/se/policy.33" tests/vm/selinux-policy.conf > /dev/null
 cp tests/vm/lib.sh "$root/lib.sh"
 chmod +x "$root/init"
 HUSK="$bin/husk" python3 tests/vm/make-bundles.py "$root/bundles"
@@ -187,6 +196,7 @@ base="console=ttyS0 quiet panic=-1 tsc_early_khz=${khz:-2000000}"
 cmdline="$base HUSK_CONFORMANCE=1"
 [ -n "$v1" ] && cmdline="$base HUSK_CGROUP_V1=1"
 [ -n "$sd" ] && cmdline="$base systemd.show_status=0 ${HUSK_VM_EXTRA:-}"
+[ -n "$se" ] && cmdline="$base lsm=landlock,lockdown,yama,integrity,selinux,bpf HUSK_SELINUX=1"
 # --systemd --v1: systemd's hybrid layout (v1 controllers, the unified
 # hierarchy beside them for its own tracking).
 [ -n "$sd" ] && [ -n "$v1" ] &&
