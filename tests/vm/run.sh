@@ -264,7 +264,7 @@ if [ -z "$line" ]; then
   exit 1
 fi
 failed=$(echo "$line" | sed -E 's/.* ([0-9]+) failed$/\1/')
-# The pure v1 and the systemd guests run no conformance suite.
-[ -n "$v1$sd" ] && conf=${conf:-0 passed, 0 failed}
+# The pure v1, systemd and SELinux guests run no conformance suite.
+[ -n "$v1$sd$se" ] && conf=${conf:-0 passed, 0 failed}
 cfailed=$(echo "${conf:-0 passed, 1 failed}" | sed -E 's/.* ([0-9]+) failed$/\1/')
 [ "$failed" = 0 ] && [ "$cfailed" = 0 ]
